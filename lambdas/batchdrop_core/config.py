@@ -1,0 +1,213 @@
+"""batchdrop's configuration: one typed model, validated with clear messages.
+
+The stacks load it from the ``batchdrop`` key of ``cdk.json`` context (``Settings.from_context``); the
+Lambdas get the same values as JSON in the ``BATCHDROP_SETTINGS`` environment variable plus the names of
+the resources they use (``Resources.from_env``). Secrets never travel this way: only the names of the
+Secrets Manager secrets that hold them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from batchdrop_core.extend.models import PROCESSOR_TYPES
+
+SETTINGS_ENV = "BATCHDROP_SETTINGS"
+ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says which setting and why."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Route(_Model):
+    """Objects created under ``prefix`` go to one Extend processor."""
+
+    name: str
+    prefix: str
+    type: Literal["extract", "classify", "split"]
+    processor_id: str = Field(alias="processorId")
+    version: str | None = None
+    override_config: dict[str, Any] | None = Field(default=None, alias="overrideConfig")
+    priority: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_slug(cls, value: str) -> str:
+        if not ROUTE_NAME_PATTERN.match(value):
+            raise ValueError(
+                f"route name {value!r} must be 1-40 lowercase letters, digits or '-', starting with a "
+                "letter or digit (it is used in resource names and DynamoDB keys)"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_folder(cls, value: str) -> str:
+        if not value or value.startswith("/"):
+            raise ValueError(f"prefix {value!r} must be a non-empty S3 key prefix not starting with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _processor_matches_type(self) -> Route:
+        expected = PROCESSOR_TYPES[self.type].id_prefix
+        if not self.processor_id.startswith(expected):
+            raise ValueError(
+                f"route {self.name!r}: processorId {self.processor_id!r} does not look like a "
+                f"{self.type} processor (ids for type {self.type!r} start with {expected!r})"
+            )
+        return self
+
+
+class Settings(_Model):
+    """Every non-secret setting of a deployment (design §7)."""
+
+    routes: list[Route] = Field(min_length=1)
+    max_batch_size: int = Field(default=1000, ge=1, le=1000, alias="maxBatchSize")
+    max_wait_seconds: int = Field(default=300, ge=1, le=86_400, alias="maxWaitSeconds")
+    file_transfer: Literal["url", "upload"] = Field(default="url", alias="fileTransfer")
+    presigned_url_expiry_seconds: int = Field(
+        default=3600, ge=60, le=604_800, alias="presignedUrlExpirySeconds"
+    )
+    max_file_size_bytes: int = Field(default=100 * 1024 * 1024, ge=1, alias="maxFileSizeBytes")
+    extend_base_url: str = Field(default="https://api.extend.ai", alias="extendBaseUrl")
+    extend_api_version: str = Field(default="2026-02-09", alias="extendApiVersion")
+    extend_workspace_id: str | None = Field(default=None, alias="extendWorkspaceId")
+    read_rate_limit: float = Field(default=8.0, gt=0, le=1000, alias="readRateLimit")
+    results_concurrency: int = Field(default=8, ge=1, le=64, alias="resultsConcurrency")
+    max_attempts: int = Field(default=3, ge=1, le=10, alias="maxAttempts")
+    retryable_failure_reasons: tuple[str, ...] = Field(
+        default=("INTERNAL_ERROR", "FAILED_TO_PROCESS_FILE"), alias="retryableFailureReasons"
+    )
+    per_file_notifications: bool = Field(default=False, alias="perFileNotifications")
+    alarm_email: str | None = Field(default=None, alias="alarmEmail")
+    webhook_grace_minutes: int = Field(default=30, ge=1, alias="webhookGraceMinutes")
+    file_sla_minutes: int = Field(default=24 * 60, ge=1, alias="fileSlaMinutes")
+    queued_index_shards: int = Field(default=4, ge=1, le=64, alias="queuedIndexShards")
+    # An ambiguous submission is searched for at Extend only after this long, so that a batch Extend did
+    # accept has had time to list its runs.
+    orphan_grace_seconds: int = Field(default=120, ge=0, le=3600, alias="orphanGraceSeconds")
+
+    @field_validator("extend_base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"extendBaseUrl {value!r} must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError(f"alarmEmail {value!r} is not an e-mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _routes_are_distinct(self) -> Settings:
+        names = [r.name for r in self.routes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"route names must be unique; repeated: {', '.join(duplicates)}")
+        # S3 refuses two notification rules whose prefixes overlap, and a file must have one route.
+        for i, a in enumerate(self.routes):
+            for b in self.routes[i + 1 :]:
+                if a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix):
+                    raise ValueError(
+                        f"routes {a.name!r} ({a.prefix!r}) and {b.name!r} ({b.prefix!r}) have overlapping "
+                        "prefixes; give each route its own folder"
+                    )
+        return self
+
+    def route(self, name: str) -> Route:
+        for candidate in self.routes:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"no route named {name!r}")
+
+    def route_for_key(self, key: str) -> Route | None:
+        """The route whose prefix is the longest match for ``key``, if any."""
+        matches = [r for r in self.routes if key.startswith(r.prefix)]
+        return max(matches, key=lambda r: len(r.prefix), default=None)
+
+    def to_env_json(self) -> str:
+        return json.dumps(self.model_dump(by_alias=True, exclude_none=True), separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], source: str) -> Settings:
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, source)) from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        raw = env.get(SETTINGS_ENV)
+        if not raw:
+            raise ConfigError(f"environment variable {SETTINGS_ENV} is not set")
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{SETTINGS_ENV} is not valid JSON: {exc}") from None
+        return cls.parse(data, SETTINGS_ENV)
+
+
+class Resources(_Model):
+    """Names of the AWS resources a function uses; each function gets only the ones it needs."""
+
+    files_table: str | None = None
+    batches_table: str | None = None
+    state_table: str | None = None
+    drop_bucket: str | None = None
+    results_bucket: str | None = None
+    flush_queue_url: str | None = None
+    results_queue_url: str | None = None
+    topic_arn: str | None = None
+    api_key_secret: str | None = None
+    webhook_secret: str | None = None
+
+    ENV_NAMES: ClassVar[dict[str, str]] = {
+        "files_table": "FILES_TABLE",
+        "batches_table": "BATCHES_TABLE",
+        "state_table": "STATE_TABLE",
+        "drop_bucket": "DROP_BUCKET",
+        "results_bucket": "RESULTS_BUCKET",
+        "flush_queue_url": "FLUSH_QUEUE_URL",
+        "results_queue_url": "RESULTS_QUEUE_URL",
+        "topic_arn": "TOPIC_ARN",
+        "api_key_secret": "EXTEND_API_KEY_SECRET",
+        "webhook_secret": "WEBHOOK_SECRET",
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Resources:
+        env = os.environ if environ is None else environ
+        return cls(**{field: env[name] for field, name in cls.ENV_NAMES.items() if env.get(name)})
+
+    def to_env(self) -> dict[str, str]:
+        return {name: getattr(self, field) for field, name in self.ENV_NAMES.items() if getattr(self, field)}
+
+    def require(self, field: str) -> str:
+        value = getattr(self, field)
+        if not value:
+            raise ConfigError(f"environment variable {self.ENV_NAMES[field]} is not set")
+        return value
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid batchdrop configuration in {source}:"]
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {where}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""Small helpers over the low-level DynamoDB client: plain Python values in, plain values out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamo_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo_value(v) for v in value]
+    return value
+
+
+def _from_dynamo_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo_value(v) for v in value]
+    return value
+
+
+def serialize(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(_to_dynamo_value(value))
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item from plain values; ``None`` values are left out."""
+    return {k: serialize(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo_value(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+class UpdateBuilder:
+    """Builds an UpdateExpression with placeholders, so attribute names never clash with reserved words."""
+
+    def __init__(self) -> None:
+        self._set: list[str] = []
+        self._remove: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#{attribute}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, key: str, value: Any) -> str:
+        placeholder = f":{key}"
+        self.values[placeholder] = serialize(value)
+        return placeholder
+
+    def set(self, attribute: str, value: Any) -> UpdateBuilder:
+        if value is None:
+            return self.remove(attribute)
+        self._set.append(f"{self.name(attribute)} = {self.value(attribute, value)}")
+        return self
+
+    def set_if_absent(self, attribute: str, value: Any) -> UpdateBuilder:
+        n = self.name(attribute)
+        self._set.append(f"{n} = if_not_exists({n}, {self.value(attribute, value)})")
+        return self
+
+    def add_number(self, attribute: str, amount: int) -> UpdateBuilder:
+        n = self.name(attribute)
+        self._set.append(
+            f"{n} = if_not_exists({n}, {self.value('zero', 0)}) + {self.value(attribute, amount)}"
+        )
+        return self
+
+    def append(self, attribute: str, entries: list[Any]) -> UpdateBuilder:
+        n = self.name(attribute)
+        empty = self.value("emptyList", [])
+        self._set.append(f"{n} = list_append(if_not_exists({n}, {empty}), {self.value(attribute, entries)})")
+        return self
+
+    def remove(self, attribute: str) -> UpdateBuilder:
+        self._remove.append(self.name(attribute))
+        return self
+
+    def expression(self) -> str:
+        parts = []
+        if self._set:
+            parts.append("SET " + ", ".join(self._set))
+        if self._remove:
+            parts.append("REMOVE " + ", ".join(self._remove))
+        return " ".join(parts)
+
+    def kwargs(self, condition: str | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "UpdateExpression": self.expression(),
+            "ExpressionAttributeNames": self.names,
+        }
+        if self.values:
+            kwargs["ExpressionAttributeValues"] = self.values
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        return kwargs
+
+
+def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a Query, following LastEvaluatedKey; stops early when ``Limit`` items were read."""
+    limit = kwargs.get("Limit")
+    seen = 0
+    while True:
+        page = client.query(**kwargs)
+        for item in page.get("Items", []):
+            yield from_item(item)
+            seen += 1
+        last = page.get("LastEvaluatedKey")
+        if not last or (limit is not None and seen >= limit):
+            return
+        kwargs["ExclusiveStartKey"] = last
+        if limit is not None:
+            kwargs["Limit"] = limit - seen
+
+
+def is_condition_failure(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code == "ConditionalCheckFailedException"

@@ -1,0 +1,60 @@
+"""Client for the Extend (extend.ai) REST API: models, errors, rate limiting and the HTTP client."""
+
+from .client import DEFAULT_API_VERSION, DEFAULT_BASE_URL, MAX_BATCH_INPUTS, ExtendClient
+from .errors import (
+    ExtendError,
+    ExtendInputError,
+    ExtendOutcomeUnknownError,
+    ExtendRejectedError,
+    ExtendRetryableError,
+)
+from .models import (
+    PROCESSOR_TYPES,
+    TERMINAL_BATCH_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    ApiErrorBody,
+    BatchInput,
+    BatchRun,
+    BatchStatus,
+    ExtendFile,
+    FileRef,
+    ProcessorRef,
+    ProcessorType,
+    ProcessorTypeInfo,
+    Run,
+    RunPage,
+    RunStatus,
+    RunSummary,
+    WebhookEndpoint,
+)
+from .ratelimit import RateLimiter
+
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "DEFAULT_BASE_URL",
+    "MAX_BATCH_INPUTS",
+    "PROCESSOR_TYPES",
+    "TERMINAL_BATCH_STATUSES",
+    "TERMINAL_RUN_STATUSES",
+    "ApiErrorBody",
+    "BatchInput",
+    "BatchRun",
+    "BatchStatus",
+    "ExtendClient",
+    "ExtendError",
+    "ExtendFile",
+    "ExtendInputError",
+    "ExtendOutcomeUnknownError",
+    "ExtendRejectedError",
+    "ExtendRetryableError",
+    "FileRef",
+    "ProcessorRef",
+    "ProcessorType",
+    "ProcessorTypeInfo",
+    "RateLimiter",
+    "Run",
+    "RunPage",
+    "RunStatus",
+    "RunSummary",
+    "WebhookEndpoint",
+]

@@ -1,0 +1,386 @@
+"""A small synchronous client for the parts of the Extend REST API that batchdrop uses.
+
+Retry rules follow from Extend having no idempotency key: reads retry freely; a POST that creates
+something retries only when it certainly created nothing (429, or a failure before the request was
+sent). Any other failure of such a POST raises ``ExtendOutcomeUnknownError`` so the caller checks
+Extend before resubmitting (design §5 I3).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from importlib import metadata as package_metadata
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from .errors import (
+    ExtendError,
+    ExtendInputError,
+    ExtendOutcomeUnknownError,
+    ExtendRejectedError,
+    ExtendRetryableError,
+)
+from .models import (
+    PROCESSOR_TYPES,
+    ApiErrorBody,
+    BatchInput,
+    BatchRun,
+    ExtendFile,
+    ProcessorRef,
+    ProcessorTypeInfo,
+    Run,
+    RunPage,
+    RunSummary,
+    WebhookEndpoint,
+)
+from .ratelimit import RateLimiter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.extend.ai"
+DEFAULT_API_VERSION = "2026-02-09"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+DEFAULT_WEBHOOK_EVENTS = ("batch_processor_run.processed", "batch_processor_run.failed")
+MAX_BATCH_INPUTS = 1000
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+# Failures that happen before any byte of the request reaches Extend, so a POST can safely be resent.
+_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+ErrorT = TypeVar("ErrorT", bound=ExtendError)
+
+
+def _user_agent() -> str:
+    try:
+        version = package_metadata.version("batchdrop")
+    except package_metadata.PackageNotFoundError:  # the Lambda bundle ships sources without metadata
+        version = "unknown"
+    return f"batchdrop/{version}"
+
+
+def _processor_type(processor_type: str) -> ProcessorTypeInfo:
+    try:
+        return PROCESSOR_TYPES[processor_type]
+    except KeyError:
+        raise ExtendInputError(
+            f"unknown processor type {processor_type!r}; expected one of {', '.join(PROCESSOR_TYPES)}"
+        ) from None
+
+
+def _path_id(value: str) -> str:
+    # Ids can come from webhook payloads: quote them so an odd id cannot point the request elsewhere.
+    return quote(value, safe="")
+
+
+def _is_retryable_status(status_code: int) -> bool:
+    return status_code in (408, 429) or status_code >= 500
+
+
+def _retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms``, or ``Retry-After`` as seconds or a date)."""
+    if (millis := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _error_from_response(response: httpx.Response, error_class: type[ErrorT]) -> ErrorT:
+    try:
+        body = ApiErrorBody.model_validate(response.json())
+    except ValueError:  # not JSON, or JSON that is not an error object
+        body = ApiErrorBody()
+    fields: dict[str, Any] = {
+        "status_code": response.status_code,
+        "code": body.code,
+        "request_id": body.request_id or response.headers.get("x-extend-request-id"),
+    }
+    if issubclass(error_class, ExtendRetryableError):
+        fields["retry_after"] = _retry_after_seconds(response.headers)
+    return error_class(body.message or response.reason_phrase or f"HTTP {response.status_code}", **fields)
+
+
+def _parse(response: httpx.Response, model: type[ModelT]) -> ModelT:
+    """Raises ValueError when the 2xx body is not the expected JSON object."""
+    return model.model_validate(response.json())
+
+
+def _created(response: httpx.Response, model: type[ModelT]) -> ModelT:
+    """The result of a create POST that was not rate limited."""
+    if response.is_success:
+        try:
+            return _parse(response, model)
+        except ValueError as exc:
+            raise ExtendOutcomeUnknownError(
+                "create call answered with an unreadable body", status_code=response.status_code
+            ) from exc
+    if _is_retryable_status(response.status_code):
+        raise _error_from_response(response, ExtendOutcomeUnknownError)
+    raise _error_from_response(response, ExtendRejectedError)
+
+
+class ExtendClient:
+    """Thread-safe; share one instance between worker threads so they share its connection pool."""
+
+    def __init__(
+        self,
+        api_key: str | Callable[[], str],
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_version: str = DEFAULT_API_VERSION,
+        workspace_id: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        read_limiter: RateLimiter | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._api_key = api_key
+        self._api_version = api_version
+        self._max_retries = max_retries
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._read_limiter = read_limiter
+        self._sleep = sleep
+        headers = {"x-extend-api-version": api_version, "User-Agent": _user_agent()}
+        # Org-scoped keys need the workspace on every request, creates included.
+        if workspace_id:
+            headers["x-extend-workspace-id"] = workspace_id
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
+        self._stats_lock = threading.Lock()
+        self.stats = {"requests": 0, "retries": 0, "rate_limited": 0}
+
+    def __enter__(self) -> ExtendClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ----- batches and runs -----
+
+    def create_batch(
+        self,
+        processor_type: str,
+        processor: ProcessorRef,
+        inputs: Sequence[BatchInput],
+        priority: int | None = None,
+    ) -> BatchRun:
+        """Submit up to 1,000 inputs as one batch. See the module docstring for what each error means."""
+        info = _processor_type(processor_type)
+        if not 1 <= len(inputs) <= MAX_BATCH_INPUTS:
+            raise ExtendInputError(f"a batch needs 1 to {MAX_BATCH_INPUTS} inputs, got {len(inputs)}")
+        if not processor.id.startswith(info.id_prefix):
+            raise ExtendInputError(
+                f"{processor_type} processor ids start with {info.id_prefix!r}, got {processor.id!r}"
+            )
+        if not info.accepts_text and any(item.file.text is not None for item in inputs):
+            raise ExtendInputError(f"{processor_type} does not accept text inputs; send a url or file id")
+        body: dict[str, Any] = {
+            info.processor_key: processor.to_wire(),
+            "inputs": [item.to_wire() for item in inputs],
+        }
+        if priority is not None:
+            body["priority"] = priority
+        return self._create(f"{info.runs_path}/batch", BatchRun, json=body)
+
+    def get_batch_run(self, batch_id: str) -> BatchRun:
+        return self._repeatable("GET", f"/batch_runs/{_path_id(batch_id)}", BatchRun, self._read_limiter)
+
+    def get_run(self, processor_type: str, run_id: str) -> Run:
+        info = _processor_type(processor_type)
+        return self._repeatable("GET", f"{info.runs_path}/{_path_id(run_id)}", Run, self._read_limiter)
+
+    def list_runs_page(
+        self,
+        processor_type: str,
+        *,
+        batch_id: str | None = None,
+        processor_id: str | None = None,
+        status: str | None = None,
+        sort_by: str | None = None,
+        sort_dir: str | None = None,
+        max_page_size: int = 1000,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """One page of run summaries (no outputs; use ``get_run`` for those)."""
+        info = _processor_type(processor_type)
+        params = {
+            "batchId": batch_id,
+            info.filter_param: processor_id,
+            "status": status,
+            "sortBy": sort_by,
+            "sortDir": sort_dir,
+            "maxPageSize": max_page_size,
+            "nextPageToken": page_token,
+        }
+        params = {key: value for key, value in params.items() if value is not None}
+        return self._repeatable("GET", info.runs_path, RunPage, self._read_limiter, params=params)
+
+    def iter_runs(
+        self,
+        processor_type: str,
+        *,
+        batch_id: str | None = None,
+        processor_id: str | None = None,
+        status: str | None = None,
+        sort_by: str | None = None,
+        sort_dir: str | None = None,
+        max_page_size: int = 1000,
+    ) -> Iterator[RunSummary]:
+        """Every matching run summary, following ``nextPageToken`` to the last page."""
+        page_token = None
+        while True:
+            page = self.list_runs_page(
+                processor_type,
+                batch_id=batch_id,
+                processor_id=processor_id,
+                status=status,
+                sort_by=sort_by,
+                sort_dir=sort_dir,
+                max_page_size=max_page_size,
+                page_token=page_token,
+            )
+            yield from page.data
+            if not page.next_page_token:
+                return
+            page_token = page.next_page_token
+
+    # ----- files and webhooks -----
+
+    def upload_file(self, name: str, content: bytes, content_type: str | None = None) -> ExtendFile:
+        # Retried like a read: a duplicate upload only leaves an unused file behind, it starts no run.
+        # Uploads are not reads, so they do not spend the read budget.
+        part = (name, content) if content_type is None else (name, content, content_type)
+        return self._repeatable("POST", "/files/upload", ExtendFile, None, files={"file": part})
+
+    def create_webhook_endpoint(
+        self,
+        url: str,
+        *,
+        name: str,
+        enabled_events: Sequence[str] = DEFAULT_WEBHOOK_EVENTS,
+        api_version: str | None = None,
+    ) -> WebhookEndpoint:
+        """Register a webhook endpoint. Keep the returned ``signing_secret``: Extend shows it only once."""
+        body = {
+            "url": url,
+            "name": name,
+            "enabledEvents": list(enabled_events),
+            "apiVersion": api_version or self._api_version,
+        }
+        return self._create("/webhook_endpoints", WebhookEndpoint, json=body)
+
+    # ----- transport -----
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # Resolved per request so a rotated key is picked up; never logged.
+        api_key = self._api_key() if callable(self._api_key) else self._api_key
+        self._count("requests")
+        response = self._http.request(method, path, headers={"Authorization": f"Bearer {api_key}"}, **kwargs)
+        if response.status_code == 429:
+            self._count("rate_limited")
+        return response
+
+    def _back_off(
+        self, method: str, path: str, attempt: int, error: ExtendRetryableError, limiter: RateLimiter | None
+    ) -> None:
+        if error.retry_after is not None:
+            delay = min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
+        else:
+            delay = random.uniform(0, min(self._backoff_cap, self._backoff_base * 2**attempt))
+        if limiter is not None and error.status_code == 429:
+            limiter.penalize(delay)  # the other threads share the budget, so they back off too
+        logger.warning(
+            "Extend %s %s failed (%s); retry %d/%d in %.2fs",
+            method,
+            path,
+            error,
+            attempt + 1,
+            self._max_retries,
+            delay,
+        )
+        self._count("retries")
+        self._sleep(delay)
+
+    def _repeatable(
+        self, method: str, path: str, model: type[ModelT], limiter: RateLimiter | None, **kwargs: Any
+    ) -> ModelT:
+        """A request that is safe to repeat: retry 408/429/5xx, network errors and unreadable 2xx bodies."""
+        attempt = 0
+        while True:
+            if limiter is not None:
+                limiter.acquire()  # before every attempt: retries spend the read budget too
+            try:
+                return self._repeatable_attempt(method, path, model, **kwargs)
+            except ExtendRetryableError as error:
+                if attempt >= self._max_retries:
+                    raise
+                self._back_off(method, path, attempt, error, limiter)
+            attempt += 1
+
+    def _repeatable_attempt(self, method: str, path: str, model: type[ModelT], **kwargs: Any) -> ModelT:
+        try:
+            response = self._send(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ExtendRetryableError(f"{type(exc).__name__}: {exc}") from exc
+        if response.is_success:
+            try:
+                return _parse(response, model)
+            except ValueError as exc:
+                status_code = response.status_code
+                raise ExtendRetryableError("unreadable response body", status_code=status_code) from exc
+        if _is_retryable_status(response.status_code):
+            raise _error_from_response(response, ExtendRetryableError)
+        raise _error_from_response(response, ExtendRejectedError)
+
+    def _create(self, path: str, model: type[ModelT], **kwargs: Any) -> ModelT:
+        """A POST that creates something: resend only when it certainly created nothing."""
+        attempt = 0
+        while True:
+            try:
+                response = self._send("POST", path, **kwargs)
+            except _NOT_SENT_ERRORS as exc:
+                error = ExtendRetryableError(f"{type(exc).__name__}: {exc}")
+            except httpx.TransportError as exc:
+                raise ExtendOutcomeUnknownError(f"{type(exc).__name__} after sending: {exc}") from exc
+            else:
+                if response.status_code != 429:
+                    return _created(response, model)
+                error = _error_from_response(response, ExtendRetryableError)
+            if attempt >= self._max_retries:
+                raise error
+            self._back_off("POST", path, attempt, error, limiter=None)
+            attempt += 1

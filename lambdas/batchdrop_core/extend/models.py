@@ -1,0 +1,176 @@
+"""Extend API objects as pydantic models, and the table of processor types.
+
+Extend adds fields and enum values over time, so every model keeps unknown fields (``extra="allow"``)
+and status / failure-reason fields are plain strings compared against the constants below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+ProcessorType = Literal["extract", "classify", "split"]
+
+
+@dataclass(frozen=True)
+class ProcessorTypeInfo:
+    """How one processor type is spelt in paths, bodies, query filters and ids."""
+
+    runs_path: str
+    processor_key: str
+    filter_param: str
+    id_prefix: str
+    run_id_prefix: str
+    accepts_text: bool
+
+
+PROCESSOR_TYPES: dict[str, ProcessorTypeInfo] = {
+    "extract": ProcessorTypeInfo("/extract_runs", "extractor", "extractorId", "ex_", "exr_", True),
+    "classify": ProcessorTypeInfo("/classify_runs", "classifier", "classifierId", "cl_", "clr_", True),
+    "split": ProcessorTypeInfo("/split_runs", "splitter", "splitterId", "spl_", "splr_", False),
+}
+
+
+class RunStatus:
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class BatchStatus:
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.PROCESSED, RunStatus.FAILED, RunStatus.CANCELLED})
+TERMINAL_BATCH_STATUSES = frozenset({BatchStatus.PROCESSED, BatchStatus.FAILED, BatchStatus.CANCELLED})
+
+
+class ExtendModel(BaseModel):
+    """Snake_case in Python, camelCase on the wire; unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ProcessorRef(ExtendModel):
+    id: str
+    version: str | None = None
+    override_config: dict[str, Any] | None = None
+
+
+class FileRef(ExtendModel):
+    """A batch input's file: exactly one of a URL Extend can fetch, an uploaded file id, or raw text."""
+
+    url: str | None = None
+    id: str | None = None
+    text: str | None = None
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> FileRef:
+        if sum(value is not None for value in (self.url, self.id, self.text)) != 1:
+            raise ValueError("a file reference needs exactly one of url, id or text")
+        return self
+
+    @classmethod
+    def from_url(cls, url: str, name: str | None = None) -> FileRef:
+        return cls(url=url, name=name)
+
+    @classmethod
+    def from_id(cls, id: str) -> FileRef:
+        return cls(id=id)
+
+    @classmethod
+    def from_text(cls, text: str, name: str | None = None) -> FileRef:
+        return cls(text=text, name=name)
+
+
+class BatchInput(ExtendModel):
+    file: FileRef
+    metadata: dict[str, Any] | None = None
+
+
+class BatchRun(ExtendModel):
+    object: str | None = None
+    id: str
+    status: str
+    run_count: int | None = None
+    created_at: str | None = None
+
+
+class RunSummary(ExtendModel):
+    """A run as the list endpoints return it: no output, no config."""
+
+    object: str | None = None
+    id: str
+    status: str
+    failure_reason: str | None = None
+    failure_message: str | None = None
+    metadata: dict[str, Any] | None = None
+    file: dict[str, Any] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def batchdrop_metadata(self) -> dict[str, Any]:
+        """Our own correlation keys, which we put under ``metadata.batchdrop`` for every input."""
+        value = (self.metadata or {}).get("batchdrop")
+        return value if isinstance(value, dict) else {}
+
+
+class Run(RunSummary):
+    """A run read by id: adds the output (present when PROCESSED) and the effective config."""
+
+    output: Any = None
+    config: Any = None
+    usage: dict[str, Any] | None = None
+
+
+class RunPage(ExtendModel):
+    data: list[RunSummary] = Field(default_factory=list)
+    next_page_token: str | None = None
+
+
+class ExtendFile(ExtendModel):
+    object: str | None = None
+    id: str
+    name: str | None = None
+    type: str | None = None
+    metadata: dict[str, Any] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class WebhookEndpoint(ExtendModel):
+    id: str
+    url: str | None = None
+    name: str | None = None
+    enabled_events: list[str] = Field(default_factory=list)
+    # Returned only by the create call, and only once.
+    signing_secret: str | None = None
+
+
+class ApiErrorBody(ExtendModel):
+    code: str | None = None
+    message: str | None = None
+    retryable: bool = False
+    request_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap_error_envelope(cls, data: Any) -> Any:
+        # Extend's CLI accepts the same body wrapped as {"error": {...}}, so accept both.
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            return data["error"]
+        return data

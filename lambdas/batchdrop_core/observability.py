@@ -1,0 +1,36 @@
+"""One place for logging, metrics and tracing, and for the names the stacks' alarms refer to."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = "batchdrop"
+METRICS_NAMESPACE = "Batchdrop"
+
+
+class MetricName:
+    """Custom metrics (EMF, namespace ``Batchdrop``, dimension ``service=batchdrop``)."""
+
+    FILES_RECEIVED = "FilesReceived"
+    FILES_REJECTED = "FilesRejected"
+    DUPLICATE_NOTIFICATIONS = "DuplicateNotifications"
+    BATCHES_SUBMITTED = "BatchesSubmitted"
+    FILES_SUBMITTED = "FilesSubmitted"
+    SUBMIT_ERRORS = "SubmitErrors"
+    EXTEND_RATE_LIMITED = "ExtendRateLimited"
+    EXTEND_ERRORS = "ExtendErrors"
+    ROUTE_BLOCKED = "RouteBlocked"
+    WEBHOOKS_ACCEPTED = "WebhooksAccepted"
+    WEBHOOKS_REJECTED = "WebhooksRejected"
+    RESULTS_RECORDED = "ResultsRecorded"
+    RUNS_FAILED = "RunsFailed"
+    FILES_REQUEUED = "FilesRequeued"
+    BATCHES_COMPLETED = "BatchesCompleted"
+    OLDEST_QUEUED_AGE = "OldestQueuedAgeSeconds"
+    OVERDUE_BATCHES = "OverdueBatches"
+    STUCK_FILES = "StuckFiles"
+
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE)

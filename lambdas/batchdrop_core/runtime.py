@@ -1,0 +1,114 @@
+"""What a function needs at run time, built once per process: settings, AWS clients, stores, Extend.
+
+Clients are created lazily (no network at import time) and can be injected, so tests and the sandbox
+run the same code against moto server and the Extend simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from batchdrop_core.config import Resources, Settings
+from batchdrop_core.extend import ExtendClient, RateLimiter
+from batchdrop_core.tracking import BatchStore, FileStore, StateStore
+
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    resources: Resources
+    session: Any = None  # a boto3 Session; the default session when None
+    extend_transport: Any = None  # an httpx transport, for tests
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @classmethod
+    def from_env(cls) -> Runtime:
+        return cls(settings=Settings.from_env(), resources=Resources.from_env())
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            cache = self.__dict__.setdefault("_clients", {})
+            if service not in cache:
+                session = self.session or boto3.session.Session()
+                cache[service] = session.client(service, config=_BOTO_CONFIG)
+            return cache[service]
+
+    @cached_property
+    def files(self) -> FileStore:
+        return FileStore(
+            self.client("dynamodb"),
+            self.resources.require("files_table"),
+            queued_shards=self.settings.queued_index_shards,
+        )
+
+    @cached_property
+    def batches(self) -> BatchStore:
+        return BatchStore(self.client("dynamodb"), self.resources.require("batches_table"))
+
+    @cached_property
+    def state(self) -> StateStore:
+        return StateStore(self.client("dynamodb"), self.resources.require("state_table"))
+
+    def secret_value(self, field_name: str, *, force_fetch: bool = False) -> str:
+        """A secret from Secrets Manager, cached for 5 minutes (Powertools Parameters)."""
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        with self._lock:
+            provider = self.__dict__.get("_secrets")
+            if provider is None:
+                provider = self.__dict__["_secrets"] = SecretsProvider(
+                    boto3_client=self.client("secretsmanager")
+                )
+        value = provider.get(self.resources.require(field_name), max_age=300, force_fetch=force_fetch)
+        return str(value).strip()
+
+    @cached_property
+    def read_limiter(self) -> RateLimiter:
+        return RateLimiter(self.settings.read_rate_limit, burst=1)
+
+    @cached_property
+    def extend(self) -> ExtendClient:
+        return ExtendClient(
+            lambda: self.secret_value("api_key_secret"),
+            base_url=self.settings.extend_base_url,
+            api_version=self.settings.extend_api_version,
+            workspace_id=self.settings.extend_workspace_id,
+            read_limiter=self.read_limiter,
+            transport=self.extend_transport,
+        )
+
+    def request_flush(self, route: str, *, reason: str, force: bool = False) -> None:
+        """Ask the submitter to look at a route (FIFO: one submitter per route at a time)."""
+        self.client("sqs").send_message(
+            QueueUrl=self.resources.require("flush_queue_url"),
+            MessageBody=json.dumps({"route": route, "force": force, "reason": reason}),
+            MessageGroupId=route,
+            MessageDeduplicationId=uuid.uuid4().hex,
+        )
+
+    def request_collection(self, body: dict[str, Any]) -> None:
+        """Ask the results worker to collect a batch (or to continue collecting it)."""
+        self.client("sqs").send_message(
+            QueueUrl=self.resources.require("results_queue_url"), MessageBody=json.dumps(body)
+        )
+
+    def notify(self, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> None:
+        """Publish to the topic; the attributes let subscriptions filter (eventType, route, status…)."""
+        self.client("sns").publish(
+            TopicArn=self.resources.require("topic_arn"),
+            Subject=subject[:100],
+            Message=json.dumps(message, default=str),
+            MessageAttributes={
+                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v
+            },
+        )

@@ -1,0 +1,300 @@
+"""Submitter: cut a route's QUEUED files into batches and hand them to Extend exactly once (I2, I3).
+
+One submitter runs per route at a time (FIFO message group = route), so any submission of the route
+still SUBMITTING or UNKNOWN when a run starts was left by a crash or an ambiguous POST, and is
+resolved through the runs' batchdrop metadata before anything of it is sent again.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from batchdrop_core.config import Route
+from batchdrop_core.dynamo import UpdateBuilder
+from batchdrop_core.extend import (
+    BatchInput,
+    ExtendError,
+    ExtendInputError,
+    ExtendOutcomeUnknownError,
+    ExtendRejectedError,
+    ExtendRetryableError,
+    FileRef,
+    ProcessorRef,
+)
+from batchdrop_core.observability import logger
+from batchdrop_core.runtime import Runtime
+from batchdrop_core.timeutil import age_seconds, iso, now_iso, parse_iso, utc_now
+from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
+
+# Runs created this long before a submission's record cannot belong to it (clock skew allowance).
+SEARCH_SKEW = timedelta(minutes=5)
+
+
+@dataclass
+class FlushOutcome:
+    submitted: list[Submission] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    stopped_because: str = ""
+
+
+def flush_route(
+    rt: Runtime, route_name: str, *, force: bool = False, time_left: Callable[[], float] | None = None
+) -> FlushOutcome:
+    """Submit every batch of ``route_name`` that is due; ``force`` also sends a partial batch."""
+    outcome = FlushOutcome()
+    route = rt.settings.route(route_name)
+    time_left = time_left or (lambda: 600.0)
+    resolve_orphans(rt, route, outcome)
+    while True:
+        if time_left() < 60:
+            outcome.stopped_because = "time"
+            # Another flush request picks up where this one stopped.
+            rt.request_flush(route.name, reason="continue", force=force)
+            return outcome
+        size = rt.settings.max_batch_size
+        waiting, oldest = rt.files.queue_depth(route.name, size)
+        if not waiting or oldest is None:
+            outcome.stopped_because = "empty"
+            return outcome
+        if not (waiting >= size or force or age_seconds(oldest) >= rt.settings.max_wait_seconds):
+            outcome.stopped_because = "waiting"
+            return outcome
+        result = submit_batch(rt, route, size, outcome)
+        if result != "submitted":
+            outcome.stopped_because = result
+            return outcome
+
+
+def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) -> str:
+    """One batch of up to ``size`` files: persist, claim, POST, record.
+
+    Returns "submitted", "empty", "blocked", "throttled" or "unknown".
+    """
+    submission = Submission(
+        submission_id=new_submission_id(),
+        route=route.name,
+        processor_type=route.type,
+        processor_id=route.processor_id,
+        processor_version=route.version,
+        state=BatchState.SUBMITTING,
+        created_at=now_iso(),
+        file_count=0,
+    )
+    sid = submission.submission_id
+    # I3: the submission exists before any file points at it, and before Extend hears of it.
+    rt.batches.create(submission)
+    claimed = claim_files(rt, route, sid, size)
+    rt.batches.update(sid, UpdateBuilder().set("fileCount", len(claimed)))
+    if not claimed:
+        rt.batches.transition(
+            sid, [BatchState.SUBMITTING], BatchState.ABANDONED, note="no file left to claim"
+        )
+        return "empty"
+    ids = {"route": route.name, "submissionId": sid}
+    try:
+        inputs, url_expires_at = build_inputs(rt, route, sid, claimed)
+        batch = rt.extend.create_batch(
+            route.type,
+            ProcessorRef(id=route.processor_id, version=route.version, override_config=route.override_config),
+            inputs,
+            priority=route.priority,
+        )
+    except ExtendOutcomeUnknownError as exc:
+        # The batch may exist at Extend: never resend these files until Extend has been searched.
+        rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.UNKNOWN, note=str(exc)[:500])
+        outcome.counts["unknown"] += 1
+        logger.warning(
+            "batch POST outcome unknown; will resolve via run metadata", extra={**ids, "error": str(exc)}
+        )
+        return "unknown"
+    except ExtendRetryableError as exc:
+        _abandon(rt, sid, claimed, f"Extend asked to retry later: {exc}")
+        outcome.counts["throttled"] += 1
+        logger.warning(
+            "Extend is throttling submissions; files stay queued", extra={**ids, "error": str(exc)}
+        )
+        return "throttled"
+    except (ExtendRejectedError, ExtendInputError) as exc:
+        _abandon(rt, sid, claimed, f"Extend refused the batch: {exc}")
+        block_route(rt, route, exc)
+        outcome.counts["blocked"] += 1
+        return "blocked"
+    except Exception:
+        # Anything else (S3, DynamoDB) happened before the POST could have been sent.
+        _abandon(rt, sid, claimed, "submission failed before reaching Extend")
+        raise
+
+    rt.batches.link_batch_id(sid, batch.id)
+    rt.batches.transition(
+        sid,
+        [BatchState.SUBMITTING],
+        BatchState.SUBMITTED,
+        submittedAt=now_iso(),
+        extendStatus=batch.status,
+        fileCount=len(claimed),
+    )
+    rt.files.mark_submitted(claimed, sid, batch.id, url_expires_at=url_expires_at)
+    submission.batch_id = batch.id
+    submission.file_count = len(claimed)
+    submission.state = BatchState.SUBMITTED
+    outcome.submitted.append(submission)
+    outcome.counts["files"] += len(claimed)
+    logger.info("batch submitted", extra={**ids, "batchId": batch.id, "files": len(claimed)})
+    if rt.state.unblock_route(route.name):
+        rt.notify(
+            f"batchdrop: route {route.name} resumed",
+            {"eventType": "route.resumed", "route": route.name},
+            {"eventType": "route.resumed", "route": route.name, "processorType": route.type},
+        )
+    return "submitted"
+
+
+def claim_files(rt: Runtime, route: Route, submission_id: str, size: int) -> list[TrackedFile]:
+    """Claim the oldest ``size`` QUEUED files of a route for a submission.
+
+    The queued index is eventually consistent: it may still list files another batch just took. Those
+    claims fail, and further candidates top the batch up, so a full batch stays full (I2).
+    """
+    claimed: list[TrackedFile] = []
+    seen: set[str] = set()
+    for _ in range(5):
+        candidates = [
+            f for f in rt.files.oldest_queued(route.name, size + len(seen)) if f.file_id not in seen
+        ][: size - len(claimed)]
+        if not candidates:
+            break
+        seen.update(f.file_id for f in candidates)
+        claimed += rt.files.claim(candidates, submission_id)
+        if len(claimed) >= size:
+            break
+    return claimed
+
+
+def build_inputs(
+    rt: Runtime, route: Route, submission_id: str, files: list[TrackedFile]
+) -> tuple[list[BatchInput], str | None]:
+    """Extend inputs for a submission, each carrying batchdrop's ids in its metadata."""
+    expires_in = rt.settings.presigned_url_expiry_seconds
+    url_expires_at = (
+        iso(utc_now() + timedelta(seconds=expires_in)) if rt.settings.file_transfer == "url" else None
+    )
+    s3 = rt.client("s3")
+
+    def file_ref(tracked: TrackedFile) -> FileRef:
+        name = posixpath.basename(tracked.key) or tracked.key
+        params = {"Bucket": tracked.bucket, "Key": tracked.key}
+        if tracked.version_id != "null":
+            params["VersionId"] = tracked.version_id
+        if rt.settings.file_transfer == "upload":
+            body = s3.get_object(**params)["Body"].read()
+            uploaded = rt.extend.upload_file(name, body, tracked.content_type)
+            return FileRef.from_id(uploaded.id)
+        url = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        return FileRef.from_url(url, name=name)
+
+    refs = rt.files._parallel(file_ref, files)
+    inputs = [
+        BatchInput(
+            file=ref,
+            metadata={
+                **tracked.user_metadata,
+                "batchdrop": {"submissionId": submission_id, "fileId": tracked.file_id},
+            },
+        )
+        for ref, tracked in zip(refs, files, strict=True)
+    ]
+    return inputs, url_expires_at
+
+
+def _abandon(rt: Runtime, submission_id: str, files: list[TrackedFile], note: str) -> None:
+    rt.files.release(files, submission_id, reason="SUBMISSION_NOT_SENT")
+    rt.batches.transition(
+        submission_id, [BatchState.SUBMITTING, BatchState.UNKNOWN], BatchState.ABANDONED, note=note[:500]
+    )
+
+
+def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) -> None:
+    """Files stay QUEUED; the route is marked blocked and an operator hears about it once."""
+    status = getattr(exc, "status_code", None)
+    reason = "EXTEND_AUTH" if getattr(exc, "is_auth_problem", False) else "EXTEND_REJECTED"
+    message = str(exc)
+    logger.error("route blocked by Extend", extra={"route": route.name, "status": status, "error": message})
+    if rt.state.block_route(route.name, reason, message):
+        hint = (
+            "Check the Extend API key in Secrets Manager (and the workspace id)."
+            if reason == "EXTEND_AUTH"
+            else "Check the route's processor id, version and overrideConfig."
+        )
+        rt.notify(
+            f"batchdrop: route {route.name} is blocked",
+            {
+                "eventType": "route.blocked",
+                "route": route.name,
+                "reason": reason,
+                "status": status,
+                "message": message,
+                "whatToDo": hint + " Files stay QUEUED and go out once a submission succeeds.",
+            },
+            {
+                "eventType": "route.blocked",
+                "route": route.name,
+                "processorType": route.type,
+                "status": reason,
+            },
+        )
+
+
+def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:
+    """Settle submissions a crash or an ambiguous POST left SUBMITTING/UNKNOWN (I3)."""
+    cutoff = iso(utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
+    for submission in rt.batches.open_submissions(route.name, created_before=cutoff):
+        if submission.state not in (BatchState.SUBMITTING, BatchState.UNKNOWN):
+            continue
+        resolve_orphan(rt, route, submission, outcome)
+
+
+def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: FlushOutcome) -> None:
+    sid = submission.submission_id
+    files = [f for f in rt.files.of_submission(sid) if f.status == FileStatus.SUBMITTING]
+    fresh = rt.batches.get(sid)
+    batch_id = fresh.batch_id if fresh else None
+    run_ids: dict[str, str] = {}
+    if not batch_id:
+        run_ids = find_runs_of_submission(rt, route, submission)
+    if batch_id or run_ids:
+        # Extend has it: adopt the batch, never resend (I3).
+        rt.batches.transition(
+            sid,
+            [BatchState.SUBMITTING, BatchState.UNKNOWN],
+            BatchState.SUBMITTED,
+            submittedAt=now_iso(),
+            adopted=True,
+            note=f"adopted after an ambiguous submission ({len(run_ids) or 'batch id known'} runs found)",
+        )
+        rt.files.mark_submitted(files, sid, batch_id, run_ids=run_ids)
+        outcome.counts["adopted"] += 1
+        logger.info("ambiguous submission adopted", extra={"submissionId": sid, "runs": len(run_ids)})
+        return
+    _abandon(rt, sid, files, "no run of this submission exists at Extend; files requeued")
+    outcome.counts["requeued_orphan"] += 1
+    logger.info("ambiguous submission never reached Extend; files requeued", extra={"submissionId": sid})
+
+
+def find_runs_of_submission(rt: Runtime, route: Route, submission: Submission) -> dict[str, str]:
+    """fileId → runId for the runs Extend holds for a submission, searched newest first."""
+    not_before = parse_iso(submission.created_at) - SEARCH_SKEW
+    found: dict[str, str] = {}
+    for run in rt.extend.iter_runs(
+        route.type, processor_id=route.processor_id, sort_by="createdAt", sort_dir="desc", max_page_size=1000
+    ):
+        created = run.created_at
+        if created and parse_iso(str(created)) < not_before:
+            break
+        ids = run.batchdrop_metadata
+        if ids.get("submissionId") == submission.submission_id and ids.get("fileId"):
+            found[ids["fileId"]] = run.id
+    return found

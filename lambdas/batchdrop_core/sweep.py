@@ -1,0 +1,38 @@
+"""The flush sweep (scheduled): routes whose oldest QUEUED file has waited ``maxWaitSeconds``, or that
+hold an ambiguous submission past its grace period, get a flush request (design §2, I2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from batchdrop_core.observability import logger
+from batchdrop_core.runtime import Runtime
+from batchdrop_core.timeutil import age_seconds, iso, utc_now
+from batchdrop_core.tracking import BatchState
+
+
+@dataclass
+class SweepOutcome:
+    oldest_queued_age: dict[str, float] = field(default_factory=dict)
+    flushed: list[str] = field(default_factory=list)
+
+
+def sweep(rt: Runtime) -> SweepOutcome:
+    outcome = SweepOutcome()
+    orphan_cutoff = iso(utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
+    for route in rt.settings.routes:
+        _count, oldest = rt.files.queue_depth(route.name, 1)
+        age = age_seconds(oldest) if oldest else 0.0
+        outcome.oldest_queued_age[route.name] = age
+        ambiguous = [
+            s
+            for s in rt.batches.open_submissions(route.name, created_before=orphan_cutoff)
+            if s.state in (BatchState.SUBMITTING, BatchState.UNKNOWN)
+        ]
+        if (oldest and age >= rt.settings.max_wait_seconds) or ambiguous:
+            rt.request_flush(route.name, reason="sweep")
+            outcome.flushed.append(route.name)
+    if outcome.flushed:
+        logger.info("flush requested", extra={"routes": outcome.flushed})
+    return outcome

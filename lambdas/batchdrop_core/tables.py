@@ -1,0 +1,85 @@
+"""DynamoDB table definitions, the one source for the stacks (CDK) and the sandbox (boto3).
+
+Every key attribute is a string. The questions each index answers are in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    construct_id: str
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[IndexSpec, ...] = field(default_factory=tuple)
+    ttl_attribute: str | None = None
+
+    def key_attributes(self) -> list[str]:
+        names = [self.partition_key, *([self.sort_key] if self.sort_key else [])]
+        for index in self.indexes:
+            names += [index.partition_key, *([index.sort_key] if index.sort_key else [])]
+        return list(dict.fromkeys(names))
+
+    def create_table_kwargs(self, table_name: str) -> dict[str, Any]:
+        """Arguments for boto3 ``create_table`` that match what the stack deploys (on-demand)."""
+        kwargs: dict[str, Any] = {
+            "TableName": table_name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [
+                {"AttributeName": n, "AttributeType": "S"} for n in self.key_attributes()
+            ],
+            "KeySchema": _key_schema(self.partition_key, self.sort_key),
+        }
+        if self.indexes:
+            kwargs["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": _key_schema(index.partition_key, index.sort_key),
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in self.indexes
+            ]
+        return kwargs
+
+
+def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": partition_key, "KeyType": "HASH"}]
+    if sort_key:
+        schema.append({"AttributeName": sort_key, "KeyType": "RANGE"})
+    return schema
+
+
+# Files: one item per S3 object version. fileKey = "<bucket>/<key>", versionId = the S3 version id.
+FILES_QUEUED_INDEX = IndexSpec("queued", "queuedShard", "queuedAt")  # sparse: only QUEUED files
+FILES_SUBMISSION_INDEX = IndexSpec("bySubmission", "submissionId", "fileKey")  # files of one batch
+FILES_PROBLEMS_INDEX = IndexSpec("problems", "problemRoute", "problemAt")  # sparse: FAILED/REJECTED
+FILES = TableSpec(
+    construct_id="Files",
+    partition_key="fileKey",
+    sort_key="versionId",
+    indexes=(FILES_QUEUED_INDEX, FILES_SUBMISSION_INDEX, FILES_PROBLEMS_INDEX),
+)
+
+# Batches: one item per submission (ours, created before the POST); batchId is Extend's id.
+BATCHES_BATCH_ID_INDEX = IndexSpec("byBatchId", "batchId")
+BATCHES_OPEN_INDEX = IndexSpec("open", "openRoute", "createdAt")  # sparse: non-terminal submissions
+BATCHES = TableSpec(
+    construct_id="Batches",
+    partition_key="submissionId",
+    indexes=(BATCHES_BATCH_ID_INDEX, BATCHES_OPEN_INDEX),
+)
+
+# State: small control items (route health, webhook event dedupe with a TTL).
+STATE = TableSpec(construct_id="State", partition_key="pk", ttl_attribute="expiresAt")
+
+ALL_TABLES = (FILES, BATCHES, STATE)

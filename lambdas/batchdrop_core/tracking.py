@@ -1,0 +1,747 @@
+"""Files, batches and route state in DynamoDB: the only code that knows the tables' attribute names.
+
+Every state change is a conditional write, so duplicates, retries and races change nothing twice
+(design §5 I1, I3, I4). The tables are defined in ``tables.py``; the flows in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchdrop_core.dynamo import (
+    UpdateBuilder,
+    from_item,
+    is_condition_failure,
+    query_all,
+    serialize,
+    to_item,
+)
+from batchdrop_core.tables import (
+    BATCHES_BATCH_ID_INDEX,
+    BATCHES_OPEN_INDEX,
+    FILES_PROBLEMS_INDEX,
+    FILES_QUEUED_INDEX,
+    FILES_SUBMISSION_INDEX,
+)
+from batchdrop_core.timeutil import now_iso
+
+
+class FileStatus:
+    QUEUED = "QUEUED"
+    SUBMITTING = "SUBMITTING"
+    SUBMITTED = "SUBMITTED"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+
+    TERMINAL = frozenset({PROCESSED, FAILED, REJECTED})
+    ALL = (QUEUED, SUBMITTING, SUBMITTED, PROCESSED, FAILED, REJECTED)
+
+
+class BatchState:
+    SUBMITTING = "SUBMITTING"  # persisted, POST not yet known to have succeeded
+    UNKNOWN = "UNKNOWN"  # POST outcome ambiguous: resolve through run metadata before resubmitting
+    SUBMITTED = "SUBMITTED"  # Extend accepted it
+    COMPLETED = "COMPLETED"  # every run is recorded (some may have failed)
+    FAILED = "FAILED"  # Extend reported the whole batch failed
+    ABANDONED = "ABANDONED"  # never reached Extend; its files went back to the queue
+
+    OPEN = frozenset({SUBMITTING, UNKNOWN, SUBMITTED})
+    TERMINAL = frozenset({COMPLETED, FAILED, ABANDONED})
+
+
+UNROUTED = "-"  # problemRoute of files that matched no route
+
+
+def file_id(bucket: str, key: str, version_id: str) -> str:
+    """The id batchdrop gives a file: it names the object version and travels in run metadata."""
+    return f"{bucket}/{key}#{version_id}"
+
+
+def split_file_id(value: str) -> tuple[str, str]:
+    """``(fileKey, versionId)`` from a file id; keys may contain '#', version ids never do."""
+    file_key, _, version_id = value.rpartition("#")
+    return file_key, version_id
+
+
+def new_submission_id() -> str:
+    # Time-ordered and unique without coordination: ms timestamp + random suffix.
+    return f"sub_{int(time.time() * 1000):013d}{secrets.token_hex(6)}"
+
+
+@dataclass
+class TrackedFile:
+    """One object version and where it is in the pipeline (an item of the Files table)."""
+
+    bucket: str
+    key: str
+    version_id: str
+    status: str
+    route: str | None = None
+    processor_type: str | None = None
+    processor_id: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    content_type: str | None = None
+    user_metadata: dict[str, str] = field(default_factory=dict)
+    arrived_at: str | None = None
+    queued_at: str | None = None
+    submission_id: str | None = None
+    batch_id: str | None = None
+    run_id: str | None = None
+    attempts: int = 0
+    submitted_at: str | None = None
+    url_expires_at: str | None = None
+    completed_at: str | None = None
+    result_key: str | None = None
+    result_summary: dict[str, Any] | None = None
+    failure_reason: str | None = None
+    failure_message: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def file_id(self) -> str:
+        return file_id(self.bucket, self.key, self.version_id)
+
+    @property
+    def file_key(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+    def item_key(self) -> dict[str, Any]:
+        return {"fileKey": serialize(self.file_key), "versionId": serialize(self.version_id)}
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> TrackedFile:
+        return cls(
+            bucket=values["bucket"],
+            key=values["key"],
+            version_id=values["versionId"],
+            status=values["status"],
+            route=values.get("route"),
+            processor_type=values.get("processorType"),
+            processor_id=values.get("processorId"),
+            size=values.get("size"),
+            etag=values.get("etag"),
+            content_type=values.get("contentType"),
+            user_metadata=values.get("userMetadata") or {},
+            arrived_at=values.get("arrivedAt"),
+            queued_at=values.get("queuedAt"),
+            submission_id=values.get("submissionId"),
+            batch_id=values.get("batchId"),
+            run_id=values.get("runId"),
+            attempts=values.get("attempts", 0),
+            submitted_at=values.get("submittedAt"),
+            url_expires_at=values.get("urlExpiresAt"),
+            completed_at=values.get("completedAt"),
+            result_key=values.get("resultKey"),
+            result_summary=values.get("resultSummary"),
+            failure_reason=values.get("failureReason"),
+            failure_message=values.get("failureMessage"),
+            history=values.get("history") or [],
+        )
+
+    def to_values(self) -> dict[str, Any]:
+        return {
+            "fileKey": self.file_key,
+            "versionId": self.version_id,
+            "fileId": self.file_id,
+            "bucket": self.bucket,
+            "key": self.key,
+            "status": self.status,
+            "route": self.route,
+            "processorType": self.processor_type,
+            "processorId": self.processor_id,
+            "size": self.size,
+            "etag": self.etag,
+            "contentType": self.content_type,
+            "userMetadata": self.user_metadata or None,
+            "arrivedAt": self.arrived_at,
+            "queuedAt": self.queued_at,
+            "submissionId": self.submission_id,
+            "batchId": self.batch_id,
+            "runId": self.run_id,
+            "attempts": self.attempts,
+            "submittedAt": self.submitted_at,
+            "urlExpiresAt": self.url_expires_at,
+            "completedAt": self.completed_at,
+            "resultKey": self.result_key,
+            "resultSummary": self.result_summary,
+            "failureReason": self.failure_reason,
+            "failureMessage": self.failure_message,
+            "history": self.history or None,
+        }
+
+
+def queued_shard(route: str, file_identifier: str, shards: int) -> str:
+    digest = hashlib.blake2s(file_identifier.encode("utf-8"), digest_size=4).digest()
+    return f"{route}#{int.from_bytes(digest, 'big') % shards}"
+
+
+def _history(status: str, at: str, **details: Any) -> list[dict[str, Any]]:
+    return [{"at": at, "status": status, **{k: v for k, v in details.items() if v is not None}}]
+
+
+class FileStore:
+    """The Files table."""
+
+    def __init__(
+        self, client: Any, table_name: str, *, queued_shards: int = 4, max_workers: int = 16
+    ) -> None:
+        self.client = client
+        self.table = table_name
+        self.queued_shards = queued_shards
+        self.max_workers = max_workers
+
+    # -- intake ---------------------------------------------------------------------------------------
+    def add(self, tracked: TrackedFile) -> bool:
+        """Create the item for a new object version; False when it already exists (a duplicate event)."""
+        values = tracked.to_values()
+        values["history"] = _history(
+            tracked.status, tracked.arrived_at or now_iso(), reason=tracked.failure_reason
+        )
+        if tracked.status == FileStatus.QUEUED:
+            values["queuedShard"] = queued_shard(
+                tracked.route or UNROUTED, tracked.file_id, self.queued_shards
+            )
+            values["queuedAt"] = tracked.queued_at or tracked.arrived_at
+        if tracked.status == FileStatus.REJECTED:
+            values["problemRoute"] = tracked.route or UNROUTED
+            values["problemAt"] = tracked.arrived_at
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=to_item(values),
+                ConditionExpression="attribute_not_exists(fileKey)",
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def get(self, bucket: str, key: str, version_id: str) -> TrackedFile | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"fileKey": serialize(f"{bucket}/{key}"), "versionId": serialize(version_id)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return TrackedFile.from_values(from_item(item)) if item else None
+
+    def get_by_id(self, identifier: str) -> TrackedFile | None:
+        file_key, version_id = split_file_id(identifier)
+        bucket, _, key = file_key.partition("/")
+        return self.get(bucket, key, version_id)
+
+    def versions(self, bucket: str, key: str) -> list[TrackedFile]:
+        """Every tracked version of one object, newest arrival first."""
+        items = query_all(
+            self.client,
+            TableName=self.table,
+            KeyConditionExpression="fileKey = :k",
+            ExpressionAttributeValues={":k": serialize(f"{bucket}/{key}")},
+        )
+        files = [TrackedFile.from_values(v) for v in items]
+        return sorted(files, key=lambda f: f.arrived_at or "", reverse=True)
+
+    # -- the queue --------------------------------------------------------------------------------------
+    def _queued_query(self, route: str, shard: int) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "IndexName": FILES_QUEUED_INDEX.name,
+            "KeyConditionExpression": "queuedShard = :s",
+            "ExpressionAttributeValues": {":s": serialize(f"{route}#{shard}")},
+        }
+
+    def queue_depth(self, route: str, enough: int) -> tuple[int, str | None]:
+        """(QUEUED files of a route, counted up to about ``enough``; the oldest one's queuedAt).
+
+        Cheap enough to run on every flush request: counts and one key per shard, no items.
+        """
+        count, oldest = 0, None
+        for shard in range(self.queued_shards):
+            first = self.client.query(
+                **self._queued_query(route, shard), Limit=1, ProjectionExpression="queuedAt"
+            ).get("Items", [])
+            if not first:
+                continue
+            queued_at = from_item(first[0])["queuedAt"]
+            oldest = queued_at if oldest is None else min(oldest, queued_at)
+            kwargs = {**self._queued_query(route, shard), "Select": "COUNT"}
+            while count < enough:
+                page = self.client.query(**kwargs)
+                count += page.get("Count", 0)
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return count, oldest
+
+    def oldest_queued(self, route: str, limit: int) -> list[TrackedFile]:
+        """The ``limit`` oldest QUEUED files of a route: a lazy merge of the index shards.
+
+        Files hash evenly over the shards, so each shard is read a page of about limit/shards at a time
+        and only as far as the merge needs.
+        """
+        page_size = max(10, -(-limit * 5 // (4 * self.queued_shards)))
+
+        def shard_files(shard: int) -> Iterator[TrackedFile]:
+            kwargs = {**self._queued_query(route, shard), "Limit": page_size}
+            while True:
+                page = self.client.query(**kwargs)
+                for item in page.get("Items", []):
+                    yield TrackedFile.from_values(from_item(item))
+                if "LastEvaluatedKey" not in page:
+                    return
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+        merged = heapq.merge(
+            *(shard_files(s) for s in range(self.queued_shards)), key=lambda f: (f.queued_at or "", f.file_id)
+        )
+        return list(itertools.islice(merged, limit))
+
+    def _parallel(self, function: Any, files: Iterable[TrackedFile]) -> list[Any]:
+        files = list(files)
+        if len(files) <= 1:
+            return [function(f) for f in files]
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(files))) as pool:
+            return list(pool.map(function, files))
+
+    def _conditional_update(self, tracked: TrackedFile, update: UpdateBuilder, condition: str) -> bool:
+        try:
+            self.client.update_item(TableName=self.table, Key=tracked.item_key(), **update.kwargs(condition))
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def claim(self, files: Iterable[TrackedFile], submission_id: str) -> list[TrackedFile]:
+        """Move QUEUED files into a submission; returns the ones claimed (others moved on meanwhile)."""
+        at = now_iso()
+
+        def claim_one(tracked: TrackedFile) -> TrackedFile | None:
+            update = (
+                UpdateBuilder()
+                .set("status", FileStatus.SUBMITTING)
+                .set("submissionId", submission_id)
+                .remove("queuedShard")
+                .remove("batchId")
+                .remove("runId")
+                .add_number("attempts", 1)
+                .append("history", _history(FileStatus.SUBMITTING, at, submissionId=submission_id))
+            )
+            update.value("expectQueued", FileStatus.QUEUED)
+            if not self._conditional_update(tracked, update, "#status = :expectQueued"):
+                return None
+            tracked.status = FileStatus.SUBMITTING
+            tracked.submission_id = submission_id
+            tracked.attempts += 1
+            return tracked
+
+        return [f for f in self._parallel(claim_one, files) if f is not None]
+
+    def release(self, files: Iterable[TrackedFile], submission_id: str, reason: str) -> int:
+        """Put a submission's files back in the queue, keeping their place (original queuedAt)."""
+        at = now_iso()
+
+        def release_one(tracked: TrackedFile) -> bool:
+            update = (
+                UpdateBuilder()
+                .set("status", FileStatus.QUEUED)
+                .set(
+                    "queuedShard",
+                    queued_shard(tracked.route or UNROUTED, tracked.file_id, self.queued_shards),
+                )
+                .set("queuedAt", tracked.queued_at or tracked.arrived_at or at)
+                .remove("submissionId")
+                .add_number("attempts", -1)
+                .append("history", _history(FileStatus.QUEUED, at, submissionId=submission_id, reason=reason))
+            )
+            update.value("expectSubmission", submission_id)
+            update.value("expectSubmitting", FileStatus.SUBMITTING)
+            condition = "submissionId = :expectSubmission AND #status = :expectSubmitting"
+            return self._conditional_update(tracked, update, condition)
+
+        return sum(self._parallel(release_one, files))
+
+    def mark_submitted(
+        self,
+        files: Iterable[TrackedFile],
+        submission_id: str,
+        batch_id: str | None,
+        *,
+        url_expires_at: str | None = None,
+        run_ids: dict[str, str] | None = None,
+    ) -> int:
+        """SUBMITTING → SUBMITTED once Extend has the batch (or its runs were found, for an adopted one)."""
+        at = now_iso()
+
+        def mark_one(tracked: TrackedFile) -> bool:
+            update = (
+                UpdateBuilder()
+                .set("status", FileStatus.SUBMITTED)
+                .set("submittedAt", at)
+                .append(
+                    "history",
+                    _history(FileStatus.SUBMITTED, at, submissionId=submission_id, batchId=batch_id),
+                )
+            )
+            if batch_id:
+                update.set("batchId", batch_id)
+            if url_expires_at:
+                update.set("urlExpiresAt", url_expires_at)
+            if run_ids and tracked.file_id in run_ids:
+                update.set("runId", run_ids[tracked.file_id])
+            update.value("expectSubmission", submission_id)
+            update.value("expectSubmitting", FileStatus.SUBMITTING)
+            condition = "submissionId = :expectSubmission AND #status = :expectSubmitting"
+            return self._conditional_update(tracked, update, condition)
+
+        return sum(self._parallel(mark_one, files))
+
+    def set_batch_id(self, files: Iterable[TrackedFile], submission_id: str, batch_id: str) -> int:
+        """Record a batch id learnt late (adopted submissions) on files that are still in that submission."""
+
+        def set_one(tracked: TrackedFile) -> bool:
+            update = UpdateBuilder().set("batchId", batch_id)
+            update.value("expectSubmission", submission_id)
+            return self._conditional_update(tracked, update, "submissionId = :expectSubmission")
+
+        return sum(self._parallel(set_one, files))
+
+    def of_submission(self, submission_id: str) -> list[TrackedFile]:
+        items = query_all(
+            self.client,
+            TableName=self.table,
+            IndexName=FILES_SUBMISSION_INDEX.name,
+            KeyConditionExpression="submissionId = :s",
+            ExpressionAttributeValues={":s": serialize(submission_id)},
+        )
+        return [TrackedFile.from_values(v) for v in items]
+
+    # -- outcomes ---------------------------------------------------------------------------------------
+    def record_outcome(
+        self,
+        tracked: TrackedFile,
+        submission_id: str,
+        *,
+        status: str,
+        run_id: str | None,
+        batch_id: str | None = None,
+        result_key: str | None = None,
+        result_summary: dict[str, Any] | None = None,
+        failure_reason: str | None = None,
+        failure_message: str | None = None,
+    ) -> bool:
+        """SUBMITTED (or SUBMITTING) → PROCESSED/FAILED, exactly once per attempt (I4)."""
+        at = now_iso()
+        update = (
+            UpdateBuilder()
+            .set("status", status)
+            .set("runId", run_id)
+            .set("completedAt", at)
+            .set("resultKey", result_key)
+            .set("resultSummary", result_summary)
+            .set("failureReason", failure_reason)
+            .set("failureMessage", failure_message)
+            .append(
+                "history",
+                _history(status, at, submissionId=submission_id, runId=run_id, reason=failure_reason),
+            )
+        )
+        if batch_id:
+            update.set("batchId", batch_id)
+        if status == FileStatus.FAILED:
+            update.set("problemRoute", tracked.route or UNROUTED).set("problemAt", at)
+        update.value("expectSubmission", submission_id)
+        update.value("expectSubmitted", FileStatus.SUBMITTED)
+        update.value("expectSubmitting", FileStatus.SUBMITTING)
+        condition = "submissionId = :expectSubmission AND #status IN (:expectSubmitted, :expectSubmitting)"
+        return self._conditional_update(tracked, update, condition)
+
+    def requeue(
+        self, tracked: TrackedFile, submission_id: str | None, reason: str, message: str | None
+    ) -> bool:
+        """Send a file round again (a retryable run failure, or an operator retry of a FAILED file)."""
+        at = now_iso()
+        update = (
+            UpdateBuilder()
+            .set("status", FileStatus.QUEUED)
+            .set("queuedShard", queued_shard(tracked.route or UNROUTED, tracked.file_id, self.queued_shards))
+            .set("queuedAt", at)
+            .remove("submissionId")
+            .remove("problemRoute")
+            .remove("problemAt")
+            .set("failureReason", reason)
+            .set("failureMessage", message)
+            .append("history", _history(FileStatus.QUEUED, at, submissionId=submission_id, reason=reason))
+        )
+        if submission_id is None:
+            update.value("expectFailed", FileStatus.FAILED)
+            return self._conditional_update(tracked, update, "#status = :expectFailed")
+        update.value("expectSubmission", submission_id)
+        update.value("expectSubmitted", FileStatus.SUBMITTED)
+        update.value("expectSubmitting", FileStatus.SUBMITTING)
+        condition = "submissionId = :expectSubmission AND #status IN (:expectSubmitted, :expectSubmitting)"
+        return self._conditional_update(tracked, update, condition)
+
+    def problems(self, route: str, since: str | None = None) -> Iterator[TrackedFile]:
+        """FAILED and REJECTED files of a route (``-`` for files that matched no route), oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": FILES_PROBLEMS_INDEX.name,
+            "KeyConditionExpression": "problemRoute = :r",
+            "ExpressionAttributeValues": {":r": serialize(route)},
+        }
+        if since:
+            kwargs["KeyConditionExpression"] += " AND problemAt >= :since"
+            kwargs["ExpressionAttributeValues"][":since"] = serialize(since)
+        for values in query_all(self.client, **kwargs):
+            yield TrackedFile.from_values(values)
+
+    def batch_get(self, keys: list[tuple[str, str, str]]) -> dict[str, TrackedFile]:
+        """Files by (bucket, key, versionId), 100 per request; returned by file id."""
+        found: dict[str, TrackedFile] = {}
+        for start in range(0, len(keys), 100):
+            request = {
+                self.table: {
+                    "Keys": [
+                        {"fileKey": serialize(f"{b}/{k}"), "versionId": serialize(v)}
+                        for b, k, v in keys[start : start + 100]
+                    ],
+                    "ConsistentRead": True,
+                }
+            }
+            delay = 0.05
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    tracked = TrackedFile.from_values(from_item(item))
+                    found[tracked.file_id] = tracked
+                request = response.get("UnprocessedKeys") or {}
+                if request:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        return found
+
+
+@dataclass
+class Submission:
+    """One batch submission (an item of the Batches table), created before Extend is called."""
+
+    submission_id: str
+    route: str
+    processor_type: str
+    processor_id: str
+    state: str
+    created_at: str
+    processor_version: str | None = None
+    file_count: int = 0
+    batch_id: str | None = None
+    submitted_at: str | None = None
+    completed_at: str | None = None
+    extend_status: str | None = None
+    processed_count: int = 0
+    failed_count: int = 0
+    requeued_count: int = 0
+    adopted: bool = False
+    note: str | None = None
+    notified_at: str | None = None
+    manifest_key: str | None = None
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> Submission:
+        return cls(
+            submission_id=values["submissionId"],
+            route=values["route"],
+            processor_type=values["processorType"],
+            processor_id=values["processorId"],
+            state=values["state"],
+            created_at=values["createdAt"],
+            processor_version=values.get("processorVersion"),
+            file_count=values.get("fileCount", 0),
+            batch_id=values.get("batchId"),
+            submitted_at=values.get("submittedAt"),
+            completed_at=values.get("completedAt"),
+            extend_status=values.get("extendStatus"),
+            processed_count=values.get("processedCount", 0),
+            failed_count=values.get("failedCount", 0),
+            requeued_count=values.get("requeuedCount", 0),
+            adopted=values.get("adopted", False),
+            note=values.get("note"),
+            notified_at=values.get("notifiedAt"),
+            manifest_key=values.get("manifestKey"),
+        )
+
+
+class BatchStore:
+    """The Batches table."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self.client = client
+        self.table = table_name
+
+    def _key(self, submission_id: str) -> dict[str, Any]:
+        return {"submissionId": serialize(submission_id)}
+
+    def create(self, submission: Submission) -> None:
+        values = {
+            "submissionId": submission.submission_id,
+            "route": submission.route,
+            "processorType": submission.processor_type,
+            "processorId": submission.processor_id,
+            "processorVersion": submission.processor_version,
+            "state": submission.state,
+            "createdAt": submission.created_at,
+            "openRoute": submission.route,
+            "fileCount": submission.file_count,
+        }
+        self.client.put_item(
+            TableName=self.table,
+            Item=to_item(values),
+            ConditionExpression="attribute_not_exists(submissionId)",
+        )
+
+    def get(self, submission_id: str) -> Submission | None:
+        item = self.client.get_item(
+            TableName=self.table, Key=self._key(submission_id), ConsistentRead=True
+        ).get("Item")
+        return Submission.from_values(from_item(item)) if item else None
+
+    def by_batch_id(self, batch_id: str) -> Submission | None:
+        items = list(
+            query_all(
+                self.client,
+                TableName=self.table,
+                IndexName=BATCHES_BATCH_ID_INDEX.name,
+                KeyConditionExpression="batchId = :b",
+                ExpressionAttributeValues={":b": serialize(batch_id)},
+            )
+        )
+        # The index is eventually consistent: read the item itself for its current state.
+        return self.get(items[0]["submissionId"]) if items else None
+
+    def open_submissions(self, route: str, created_before: str | None = None) -> list[Submission]:
+        """Non-terminal submissions of a route, oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": BATCHES_OPEN_INDEX.name,
+            "KeyConditionExpression": "openRoute = :r",
+            "ExpressionAttributeValues": {":r": serialize(route)},
+        }
+        if created_before:
+            kwargs["KeyConditionExpression"] += " AND createdAt < :before"
+            kwargs["ExpressionAttributeValues"][":before"] = serialize(created_before)
+        return [Submission.from_values(v) for v in query_all(self.client, **kwargs)]
+
+    def update(self, submission_id: str, update: UpdateBuilder, condition: str | None = None) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(submission_id), **update.kwargs(condition)
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def transition(
+        self, submission_id: str, from_states: Iterable[str], to_state: str, **attributes: Any
+    ) -> bool:
+        """Move a submission between states exactly once; terminal states leave the open index."""
+        update = UpdateBuilder().set("state", to_state)
+        for name, value in attributes.items():
+            update.set(name, value)
+        if to_state in BatchState.TERMINAL:
+            update.remove("openRoute")
+        placeholders = []
+        for i, state in enumerate(from_states):
+            placeholders.append(update.value(f"from{i}", state))
+        condition = f"#state IN ({', '.join(placeholders)})"
+        return self.update(submission_id, update, condition)
+
+    def link_batch_id(self, submission_id: str, batch_id: str) -> bool:
+        """Record Extend's batch id once; a second, different id for one submission is refused."""
+        update = UpdateBuilder().set("batchId", batch_id)
+        update.value("sameBatch", batch_id)
+        return self.update(submission_id, update, "attribute_not_exists(batchId) OR batchId = :sameBatch")
+
+
+class StateStore:
+    """The State table: route health and webhook event dedupe."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self.client = client
+        self.table = table_name
+
+    def claim_event(self, event_id: str, ttl_seconds: int = 7 * 24 * 3600) -> bool:
+        """True the first time an event id is seen (within its TTL)."""
+        now = int(time.time())
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=to_item(
+                    {"pk": f"WEBHOOK#{event_id}", "expiresAt": now + ttl_seconds, "seenAt": now_iso()}
+                ),
+                # TTL deletes lazily, so an expired item may still be there: treat it as absent.
+                ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
+                ExpressionAttributeValues={":now": serialize(now)},
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def release_event(self, event_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key={"pk": serialize(f"WEBHOOK#{event_id}")})
+
+    def route_state(self, route: str) -> dict[str, Any]:
+        item = self.client.get_item(TableName=self.table, Key={"pk": serialize(f"ROUTE#{route}")}).get("Item")
+        return from_item(item) if item else {}
+
+    def block_route(self, route: str, reason: str, message: str) -> bool:
+        """Mark a route blocked; True when this is news (it was not blocked for the same reason)."""
+        update = (
+            UpdateBuilder()
+            .set("blocked", True)
+            .set("blockedReason", reason)
+            .set("blockedMessage", message)
+            .set("blockedAt", now_iso())
+        )
+        update.value("sameReason", reason)
+        update.value("yes", True)
+        condition = "attribute_not_exists(#blocked) OR #blocked <> :yes OR #blockedReason <> :sameReason"
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={"pk": serialize(f"ROUTE#{route}")}, **update.kwargs(condition)
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def unblock_route(self, route: str) -> bool:
+        """Clear a block; True when the route was blocked."""
+        update = UpdateBuilder().set("blocked", False).set("unblockedAt", now_iso())
+        update.value("yes", True)
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": serialize(f"ROUTE#{route}")},
+                **update.kwargs("#blocked = :yes"),
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True

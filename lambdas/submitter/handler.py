@@ -1,0 +1,61 @@
+"""Submitter Lambda: a flush request (FIFO, group = route) → every due batch of that route goes to Extend."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from batchdrop_core.observability import MetricName, logger, metrics
+from batchdrop_core.runtime import Runtime
+from batchdrop_core.submit import flush_route
+
+processor = SqsFifoPartialProcessor()
+_context: Any = None
+
+
+@cache
+def runtime() -> Runtime:
+    return Runtime.from_env()
+
+
+def record_handler(record: SQSRecord) -> None:
+    request = json.loads(record.body)
+    route = request.get("route")
+    rt = runtime()
+    if route not in {r.name for r in rt.settings.routes}:
+        logger.warning("flush request for an unknown route dropped", extra={"route": route})
+        return
+
+    def time_left() -> float:
+        return _context.get_remaining_time_in_millis() / 1000 if _context else 600.0
+
+    outcome = flush_route(rt, route, force=bool(request.get("force")), time_left=time_left)
+    metrics.add_metric(MetricName.BATCHES_SUBMITTED, MetricUnit.Count, len(outcome.submitted))
+    metrics.add_metric(MetricName.FILES_SUBMITTED, MetricUnit.Count, outcome.counts["files"])
+    if outcome.counts["throttled"]:
+        metrics.add_metric(MetricName.EXTEND_RATE_LIMITED, MetricUnit.Count, outcome.counts["throttled"])
+    if outcome.counts["blocked"] or outcome.counts["unknown"]:
+        metrics.add_metric(
+            MetricName.SUBMIT_ERRORS, MetricUnit.Count, outcome.counts["blocked"] + outcome.counts["unknown"]
+        )
+    if outcome.counts["blocked"]:
+        metrics.add_metric(MetricName.ROUTE_BLOCKED, MetricUnit.Count, 1)
+    logger.info(
+        "flush done",
+        extra={"route": route, "batches": len(outcome.submitted), "stopped": outcome.stopped_because},
+    )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _context
+    _context = context
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,222 @@
+"""The sandbox's AWS: moto server on loopback, and the resources of a deployment created in it.
+
+Tables come from ``batchdrop_core.tables`` (the specs the stacks deploy); queue, bucket and notification
+settings mirror ``stacks`` so a local run behaves like ``cdk deploy``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from batchdrop_core.config import Resources, Settings
+from batchdrop_core.tables import ALL_TABLES
+
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto accepts any
+
+
+class MotoServer:
+    """moto server on 127.0.0.1, in its own process so it does not share the handlers' interpreter lock."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> MotoServer:
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter running moto's server module
+            [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {self._process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto server did not start on port {self.port} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point boto3 (and the AWS CLI) at this server."""
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def use_in_this_process(self) -> None:
+        os.environ.update(self.environment())
+        os.environ.pop("AWS_PROFILE", None)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Deployment:
+    """What ``provision`` created: the function-facing names plus the queues the local runtime polls."""
+
+    resources: Resources
+    arrivals_queue_url: str
+    dlq_urls: dict[str, str] = field(default_factory=dict)
+    session: Any = None
+
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "drop_bucket": self.resources.drop_bucket or "",
+            "results_bucket": self.resources.results_bucket or "",
+            "files_table": self.resources.files_table or "",
+            "batches_table": self.resources.batches_table or "",
+            "state_table": self.resources.state_table or "",
+            "topic_arn": self.resources.topic_arn or "",
+            "arrivals_queue_url": self.arrivals_queue_url,
+            "flush_queue_url": self.resources.flush_queue_url or "",
+            "results_queue_url": self.resources.results_queue_url or "",
+            **{f"{name}_dlq_url": url for name, url in self.dlq_urls.items()},
+        }
+
+
+# Visibility timeouts here are short so a failed message comes back quickly in a local run; the stack
+# uses 6x each function's timeout (see stacks/constants.py).
+LOCAL_VISIBILITY_SECONDS = {"arrivals": 5, "flush": 5, "results": 10}
+MAX_RECEIVE_COUNT = 5
+
+
+def provision(
+    settings: Settings,
+    *,
+    name_prefix: str = "batchdrop",
+    api_key: str = "sk_sandbox_not_a_real_key",
+    webhook_secret: str = "wss_sandbox_not_a_real_secret",
+    session: Any = None,
+) -> Deployment:
+    """Create buckets, queues (+DLQs), tables, topic and secrets, wired like the stacks wire them."""
+    session = session or boto3.session.Session(region_name=REGION)
+    s3 = session.client("s3")
+    sqs = session.client("sqs")
+    ddb = session.client("dynamodb")
+
+    drop_bucket = f"{name_prefix}-drop"
+    results_bucket = f"{name_prefix}-results"
+    for bucket in (drop_bucket, results_bucket):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    dlq_urls: dict[str, str] = {}
+
+    def queue(name: str, fifo: bool = False) -> str:
+        suffix = ".fifo" if fifo else ""
+        attributes = {"MessageRetentionPeriod": str(14 * 24 * 3600)}
+        if fifo:
+            attributes["FifoQueue"] = "true"
+        dlq_url = sqs.create_queue(QueueName=f"{name_prefix}-{name}-dlq{suffix}", Attributes=attributes)[
+            "QueueUrl"
+        ]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        dlq_urls[name] = dlq_url
+        attributes = {
+            "VisibilityTimeout": str(LOCAL_VISIBILITY_SECONDS[name]),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+            ),
+        }
+        if fifo:
+            attributes["FifoQueue"] = "true"
+        return sqs.create_queue(QueueName=f"{name_prefix}-{name}{suffix}", Attributes=attributes)["QueueUrl"]
+
+    arrivals_url = queue("arrivals")
+    flush_url = queue("flush", fifo=True)
+    results_url = queue("results")
+    arrivals_arn = sqs.get_queue_attributes(QueueUrl=arrivals_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    # One notification rule per route prefix, as the stack configures the drop bucket.
+    s3.put_bucket_notification_configuration(
+        Bucket=drop_bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "Id": f"route-{route.name}",
+                    "QueueArn": arrivals_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": route.prefix}]}},
+                }
+                for route in settings.routes
+            ]
+        },
+    )
+
+    table_names = {}
+    for spec in ALL_TABLES:
+        name = f"{name_prefix}-{spec.construct_id.lower()}"
+        ddb.create_table(**spec.create_table_kwargs(name))
+        if spec.ttl_attribute:
+            ddb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+            )
+        table_names[spec.construct_id] = name
+
+    topic_arn = session.client("sns").create_topic(Name=f"{name_prefix}-notifications")["TopicArn"]
+    secrets = session.client("secretsmanager")
+    api_key_arn = secrets.create_secret(Name=f"{name_prefix}/extend-api-key", SecretString=api_key)["ARN"]
+    webhook_arn = secrets.create_secret(
+        Name=f"{name_prefix}/extend-webhook-secret", SecretString=webhook_secret
+    )["ARN"]
+    resources = Resources(
+        files_table=table_names["Files"],
+        batches_table=table_names["Batches"],
+        state_table=table_names["State"],
+        drop_bucket=drop_bucket,
+        results_bucket=results_bucket,
+        flush_queue_url=flush_url,
+        results_queue_url=results_url,
+        topic_arn=topic_arn,
+        api_key_secret=api_key_arn,
+        webhook_secret=webhook_arn,
+    )
+    return Deployment(
+        resources=resources, arrivals_queue_url=arrivals_url, dlq_urls=dlq_urls, session=session
+    )
+
+
+def subscribe_queue_to_topic(deployment: Deployment, queue_name: str) -> str:
+    """A queue that receives every SNS message (how the sandbox shows notifications)."""
+    session = deployment.session
+    sqs = session.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    session.client("sns").subscribe(
+        TopicArn=deployment.resources.topic_arn,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    return url

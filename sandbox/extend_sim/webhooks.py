@@ -1,0 +1,212 @@
+"""Signed webhook deliveries from a background thread, with retries and injectable faults."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from batchdrop_core.extend.signing import signature_headers
+from sandbox.extend_sim.faults import Chance, Faults
+from sandbox.extend_sim.model import iso, new_id
+from sandbox.extend_sim.stats import Stats
+
+# Extend publishes no retry schedule; this one is quick enough for a demo and tests can shorten it.
+DEFAULT_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0)  # 8 attempts in all
+# With the webhook_reorder fault, each delivery is held for a random time up to this many seconds.
+REORDER_WINDOW_S = 1.0
+# Gap between an event and its injected duplicate.
+DUPLICATE_GAP_S = 0.05
+
+
+@dataclass
+class Target:
+    url: str
+    secret: str
+    enabled_events: list[str] | None = None  # None: every event
+    endpoint_id: str | None = None  # None: configured at start-up, survives /_sim/reset
+
+    def wants(self, event_type: str) -> bool:
+        return not self.enabled_events or event_type in self.enabled_events
+
+
+@dataclass
+class Delivery:
+    event_id: str
+    event_type: str
+    batch_id: str
+    target: Target
+    body: bytes  # sent exactly as signed
+    attempt: int = 1
+    duplicate: bool = False
+
+
+@dataclass(order=True)
+class _Scheduled:
+    due: float
+    seq: int
+    delivery: Delivery = field(compare=False)
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        *,
+        faults: Faults,
+        chance: Chance,
+        stats: Stats,
+        payload_url: Callable[[str], str],
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        timeout: float = 10.0,
+    ) -> None:
+        self._faults = faults
+        self._chance = chance
+        self._stats = stats
+        self._payload_url = payload_url
+        self.retry_delays = tuple(retry_delays)
+        self._http = httpx.Client(timeout=timeout, trust_env=False)
+        self._cond = threading.Condition()
+        self._heap: list[_Scheduled] = []
+        self._seq = itertools.count()
+        self._in_flight = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.targets: list[Target] = []
+        self.payloads: dict[str, dict[str, Any]] = {}  # eventId -> BatchRun, for signed-URL payloads
+        self.log: list[dict[str, Any]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="extend-sim-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(timeout=15)
+        self._http.close()
+
+    def reset(self) -> None:
+        with self._cond:
+            self._heap.clear()
+            self.payloads.clear()
+            self.log.clear()
+            self.targets = [t for t in self.targets if t.endpoint_id is None]
+
+    # -- API -------------------------------------------------------------------------------------
+    def add_target(self, target: Target) -> None:
+        with self._cond:
+            self.targets.append(target)
+
+    def pending(self) -> int:
+        """Deliveries not finished yet (queued, waiting for a retry, or being sent)."""
+        with self._cond:
+            return len(self._heap) + self._in_flight
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return list(self.log)
+
+    def publish(self, event_type: str, batch_run: dict[str, Any]) -> None:
+        """Send one event about a batch to every target that wants it."""
+        event_id = new_id("evt_")
+        batch_id = batch_run["id"]
+        payload: dict[str, Any] = batch_run
+        if self._faults.signed_url_payload:
+            with self._cond:
+                self.payloads[event_id] = batch_run
+            payload = {"object": "signed_data_url", "data": self._payload_url(event_id), "id": batch_id}
+        body = json.dumps({"eventId": event_id, "eventType": event_type, "payload": payload}).encode()
+        with self._cond:
+            targets = [t for t in self.targets if t.wants(event_type)]
+        for target in targets:
+            delivery = Delivery(event_id, event_type, batch_id, target, body)
+            if self._chance.hit(self._faults.webhook_drop_rate):
+                self._stats.incr("webhooks_dropped")
+                self._record(delivery, outcome="dropped")
+                continue
+            delay = self._chance.uniform(0, REORDER_WINDOW_S) if self._faults.webhook_reorder else 0.0
+            self._schedule(delivery, delay)
+            if self._chance.hit(self._faults.webhook_duplicate_rate):
+                self._stats.incr("webhooks_duplicated")
+                twin = Delivery(event_id, event_type, batch_id, target, body, duplicate=True)
+                self._schedule(twin, delay + DUPLICATE_GAP_S)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _schedule(self, delivery: Delivery, delay: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, _Scheduled(time.monotonic() + delay, next(self._seq), delivery))
+            self._cond.notify_all()
+
+    def _record(
+        self, delivery: Delivery, *, outcome: str, status: int | None = None, error: str = ""
+    ) -> None:
+        with self._cond:
+            self.log.append(
+                {
+                    "eventId": delivery.event_id,
+                    "eventType": delivery.event_type,
+                    "batchId": delivery.batch_id,
+                    "url": delivery.target.url,
+                    "attempt": delivery.attempt,
+                    "duplicate": delivery.duplicate,
+                    "statusCode": status,
+                    "error": error or None,
+                    "outcome": outcome,  # delivered | retrying | failed | dropped
+                    "at": iso(time.time()),
+                }
+            )
+
+    def _next_due(self) -> Delivery | None:
+        with self._cond:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if self._heap and self._heap[0].due <= now:
+                    self._in_flight += 1
+                    return heapq.heappop(self._heap).delivery
+                self._cond.wait(self._heap[0].due - now if self._heap else None)
+            return None
+
+    def _loop(self) -> None:
+        while (delivery := self._next_due()) is not None:
+            try:
+                self._send(delivery)
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+
+    def _send(self, delivery: Delivery) -> None:
+        # Signed at send time, so a retry carries a fresh timestamp (as a real sender's would).
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "extend-simulator",
+            **signature_headers(delivery.target.secret, delivery.body),
+        }
+        status: int | None = None
+        error = ""
+        try:
+            status = self._http.post(delivery.target.url, content=delivery.body, headers=headers).status_code
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        self._stats.incr("webhooks_sent")
+        if status is not None and 200 <= status < 300:
+            self._stats.incr("webhooks_delivered")
+            self._record(delivery, outcome="delivered", status=status)
+            return
+        if delivery.attempt > len(self.retry_delays) or self._stop.is_set():
+            self._stats.incr("webhooks_failed")
+            self._record(delivery, outcome="failed", status=status, error=error)
+            return
+        self._record(delivery, outcome="retrying", status=status, error=error)
+        delay = self.retry_delays[delivery.attempt - 1]
+        delivery.attempt += 1
+        self._schedule(delivery, delay)

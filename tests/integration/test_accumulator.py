@@ -1,0 +1,391 @@
+"""The accumulator against moto server and the Extend simulator, over real HTTP (design §5 I1–I3, I6)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from batchdrop_core import timeutil
+from batchdrop_core.intake import RejectReason
+from batchdrop_core.tracking import BatchState, FileStatus
+from sandbox.aws import Deployment, subscribe_queue_to_topic
+from sandbox.pipeline import LocalPipeline
+from tests.conftest import make_settings, sim_batches
+
+
+def upload(deployment: Deployment, keys: list[str], body: bytes | None = None, **extra: Any) -> None:
+    s3 = deployment.session.client("s3")
+    bucket = deployment.resources.drop_bucket
+
+    def put(key: str) -> None:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body if body is not None else f"Invoice Number: {key}".encode(),
+            **extra,
+        )
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(put, keys))
+
+
+def all_files(pipeline: LocalPipeline) -> list[dict[str, Any]]:
+    rt = pipeline.runtime("intake")
+    client = rt.client("dynamodb")
+    from batchdrop_core.dynamo import from_item
+
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": rt.resources.files_table}
+    while True:
+        page = client.scan(**kwargs)
+        items += [from_item(i) for i in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def batch_file_ids(batch: dict[str, Any]) -> list[str]:
+    return [i["metadata"]["batchdrop"]["fileId"] for i in batch["inputs"]]
+
+
+def assert_each_file_in_exactly_one_batch(batches: list[dict[str, Any]], files: list[dict[str, Any]]) -> None:
+    seen = Counter(fid for b in batches for fid in batch_file_ids(b))
+    assert max(seen.values(), default=1) == 1, "a file was sent in two batches"
+    expected = {f["fileId"] for f in files if f["status"] != FileStatus.REJECTED}
+    assert set(seen) == expected
+
+
+def sns_messages(deployment: Deployment, queue_url: str) -> list[dict[str, Any]]:
+    sqs = deployment.session.client("sqs")
+    messages = []
+    while True:
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not received:
+            return messages
+        for m in received:
+            messages.append(json.loads(json.loads(m["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+@pytest.fixture
+def pipeline_factory(deployment: Deployment, extend_sim: Any):
+    def build(**overrides: Any) -> LocalPipeline:
+        settings = make_settings(extend_sim.base_url, **overrides)
+        return LocalPipeline(settings, deployment, intake_window=0.3)
+
+    return build
+
+
+def test_routes_become_full_batches_and_the_remainder_waits_for_max_wait(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 2,500 files on one route and 300 on another, dropped together
+    pipeline = pipeline_factory(maxWaitSeconds=300)
+    upload(deployment, [f"invoices/2026/inv-{i:05d}.pdf" for i in range(2500)])
+    upload(deployment, [f"documents/doc-{i:04d}.txt" for i in range(300)])
+
+    # When the pipeline runs before maxWaitSeconds has passed
+    pipeline.pump()
+    pipeline.schedule("sweep")
+    pipeline.pump()
+
+    # Then only full batches went out
+    assert [b["runCount"] for b in sim_batches(extend_sim)] == [1000, 1000]
+    queued = Counter(f["route"] for f in all_files(pipeline) if f["status"] == FileStatus.QUEUED)
+    assert queued == {"invoices": 500, "documents": 300}
+
+    # When maxWaitSeconds has passed (the clock moves on) and the schedule sweeps
+    later = timeutil.utc_now() + timedelta(seconds=301)
+    monkeypatch.setattr(timeutil, "utc_now", lambda: later)
+    assert set(pipeline.schedule("sweep")["flushed"]) == {"invoices", "documents"}
+    pipeline.pump()
+
+    # Then the remainders went out too: A 1000, 1000, 500 and B 300, never mixing routes
+    batches = sim_batches(extend_sim)
+    by_processor: dict[str, list[int]] = {}
+    for batch in batches:
+        by_processor.setdefault(batch["processor"]["id"], []).append(batch["runCount"])
+        routes = {fid.split("/", 2)[1] for fid in batch_file_ids(batch)}
+        assert len(routes) == 1, f"batch {batch['id']} mixes routes {routes}"
+    assert sorted(by_processor["ex_invoices_test"]) == [500, 1000, 1000]
+    assert by_processor["cl_doctype_test"] == [300]
+    files = all_files(pipeline)
+    assert len(files) == 2800
+    assert_each_file_in_exactly_one_batch(batches, files)
+    assert {f["status"] for f in files} == {FileStatus.SUBMITTED}
+    assert all(f["batchId"].startswith("bpr_") and f["urlExpiresAt"] for f in files)
+
+
+def test_duplicate_notifications_make_one_item_and_a_new_version_makes_a_new_file(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given one object whose notification S3 delivers three times
+    pipeline = pipeline_factory()
+    sqs = deployment.session.client("sqs")
+    upload(deployment, ["invoices/dup.pdf"], body=b"Invoice Number: 1")
+    message = sqs.receive_message(QueueUrl=deployment.arrivals_queue_url, MaxNumberOfMessages=10)["Messages"]
+    body = [m for m in message if "Records" in m["Body"]][0]["Body"]
+    for m in message:
+        sqs.change_message_visibility(
+            QueueUrl=deployment.arrivals_queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+        )
+    for _ in range(2):
+        sqs.send_message(QueueUrl=deployment.arrivals_queue_url, MessageBody=body)
+
+    # When intake runs and an operator flushes
+    pipeline.pump()
+    pipeline.runtime("intake").request_flush("invoices", reason="test", force=True)
+    pipeline.pump()
+
+    # Then there is one item and one submission
+    files = all_files(pipeline)
+    assert len(files) == 1
+    assert len(sim_batches(extend_sim)) == 1
+
+    # When a new version of the same key arrives
+    upload(deployment, ["invoices/dup.pdf"], body=b"Invoice Number: 2")
+    pipeline.pump()
+    pipeline.runtime("intake").request_flush("invoices", reason="test", force=True)
+    pipeline.pump()
+
+    # Then it is a second file, in its own batch
+    files = all_files(pipeline)
+    assert len(files) == 2
+    assert len({f["versionId"] for f in files}) == 2
+    batches = sim_batches(extend_sim)
+    assert len(batches) == 2
+    assert_each_file_in_exactly_one_batch(batches, files)
+
+
+def test_crash_after_post_before_recording_is_adopted_not_resubmitted(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a submitter that crashes right after Extend accepted the batch
+    pipeline = pipeline_factory(maxWaitSeconds=1, orphanGraceSeconds=1)
+    upload(deployment, [f"invoices/crash-{i}.pdf" for i in range(40)])
+    pipeline.intake.drain()
+    from batchdrop_core.tracking import BatchStore
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("simulated crash after the POST")
+
+    monkeypatch.setattr(BatchStore, "link_batch_id", crash)
+    time.sleep(1.1)
+    pipeline.submitter.drain()
+    assert len(sim_batches(extend_sim)) == 1
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTING}
+    monkeypatch.undo()
+
+    # When the grace period passes and the submitter runs again (redelivery / sweep)
+    time.sleep(1.1)
+    pipeline.schedule("sweep")
+    time.sleep(5.2)  # the crashed flush request comes back after the local visibility timeout
+    pipeline.pump()
+
+    # Then the batch was adopted from the runs' metadata, and nothing was sent twice
+    batches = sim_batches(extend_sim)
+    files = all_files(pipeline)
+    assert len(batches) == 1
+    assert_each_file_in_exactly_one_batch(batches, files)
+    assert {f["status"] for f in files} == {FileStatus.SUBMITTED}
+    assert all(f["runId"] for f in files)
+    submissions = _submissions(pipeline)
+    assert [s["state"] for s in submissions] == [BatchState.SUBMITTED]
+    assert submissions[0]["adopted"] is True
+
+
+def test_lost_post_response_is_resolved_through_run_metadata(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given Extend accepts the next batch but its response is lost
+    pipeline = pipeline_factory(maxWaitSeconds=1, orphanGraceSeconds=1)
+    extend_sim.faults.lose_post_response = 1
+    upload(deployment, [f"invoices/lost-{i}.pdf" for i in range(25)])
+    pipeline.intake.drain()
+    time.sleep(1.1)
+    pipeline.submitter.drain()
+    assert [s["state"] for s in _submissions(pipeline)] == [BatchState.UNKNOWN]
+
+    # When the grace period passes and the sweep asks again
+    time.sleep(1.1)
+    pipeline.schedule("sweep")
+    pipeline.pump()
+
+    # Then the one batch Extend has is adopted; no second batch exists
+    batches = sim_batches(extend_sim)
+    assert len(batches) == 1
+    assert_each_file_in_exactly_one_batch(batches, all_files(pipeline))
+
+
+def test_outcome_unknown_with_nothing_at_extend_resubmits_once(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a POST that fails ambiguously but never reached Extend
+    from batchdrop_core.extend import ExtendClient, ExtendOutcomeUnknownError
+
+    pipeline = pipeline_factory(maxWaitSeconds=1, orphanGraceSeconds=1)
+    upload(deployment, [f"invoices/gone-{i}.pdf" for i in range(5)])
+    pipeline.intake.drain()
+
+    def lost(*args: Any, **kwargs: Any) -> Any:
+        raise ExtendOutcomeUnknownError("read timeout after sending")
+
+    monkeypatch.setattr(ExtendClient, "create_batch", lost)
+    time.sleep(1.1)
+    pipeline.submitter.drain()
+    monkeypatch.undo()
+
+    # When it is resolved
+    time.sleep(1.1)
+    pipeline.schedule("sweep")
+    pipeline.pump()
+
+    # Then the files went out exactly once, in a new submission
+    batches = sim_batches(extend_sim)
+    assert len(batches) == 1
+    assert_each_file_in_exactly_one_batch(batches, all_files(pipeline))
+    states = sorted(s["state"] for s in _submissions(pipeline))
+    assert states == [BatchState.ABANDONED, BatchState.SUBMITTED]
+
+
+def test_invalid_api_key_blocks_the_route_then_resumes(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given Extend no longer accepts the stored key
+    pipeline = pipeline_factory(maxWaitSeconds=1)
+    alerts = subscribe_queue_to_topic(deployment, f"{deployment.resources.drop_bucket}-alerts")
+    httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_rotated_key"}, timeout=5)
+    upload(deployment, [f"invoices/key-{i}.pdf" for i in range(10)])
+    pipeline.intake.drain()
+    time.sleep(1.1)
+
+    # When the submitter tries (twice)
+    pipeline.submitter.drain()
+    pipeline.schedule("sweep")
+    pipeline.submitter.drain()
+
+    # Then the files stay QUEUED, the route is blocked, and the operator was told once
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.QUEUED}
+    state = pipeline.runtime("submitter").state.route_state("invoices")
+    assert state["blocked"] is True and state["blockedReason"] == "EXTEND_AUTH"
+    messages = sns_messages(deployment, alerts)
+    assert [m["eventType"] for m in messages] == ["route.blocked"]
+    assert "401" in messages[0]["message"]
+    assert sim_batches(extend_sim) == []
+
+    # When the key is fixed
+    httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_not_a_real_key"}, timeout=5)
+    pipeline.schedule("sweep")
+    pipeline.pump()
+
+    # Then they go through and the route is unblocked
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTED}
+    assert len(sim_batches(extend_sim)) == 1
+    assert pipeline.runtime("submitter").state.route_state("invoices")["blocked"] is False
+    assert [m["eventType"] for m in sns_messages(deployment, alerts)] == ["route.resumed"]
+
+
+def test_unknown_processor_blocks_the_route_with_extends_message(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    pipeline = pipeline_factory(maxWaitSeconds=1)
+    httpx.post(f"{extend_sim.base_url}/_sim/config", json={"allowed_processors": ["ex_other"]}, timeout=5)
+    upload(deployment, ["invoices/a.pdf"])
+    pipeline.intake.drain()
+    time.sleep(1.1)
+    pipeline.submitter.drain()
+    state = pipeline.runtime("submitter").state.route_state("invoices")
+    assert state["blockedReason"] == "EXTEND_REJECTED"
+    assert "404" in state["blockedMessage"]
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.QUEUED}
+
+
+@pytest.mark.parametrize("file_transfer", ["url", "upload"])
+def test_awkward_keys_are_decoded_and_extend_reads_the_right_bytes(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any, file_transfer: str
+) -> None:
+    # Given keys with spaces, '+', '%', '#' and non-ASCII characters
+    pipeline = pipeline_factory(fileTransfer=file_transfer)
+    keys = [
+        "invoices/ACME Corp invoice #1042+final.pdf",
+        "invoices/100% done.pdf",
+        "invoices/Ünïcödé façture 请求.pdf",
+        "invoices/a+b=c&d.pdf",
+    ]
+    s3 = deployment.session.client("s3")
+    for key in keys:
+        s3.put_object(Bucket=deployment.resources.drop_bucket, Key=key, Body=f"content of {key}".encode())
+
+    # When they are submitted
+    pipeline.pump()
+    pipeline.runtime("intake").request_flush("invoices", reason="test", force=True)
+    pipeline.pump()
+
+    # Then the items carry the decoded keys, and Extend got each file's own bytes
+    files = all_files(pipeline)
+    assert sorted(f["key"] for f in files) == sorted(keys)
+    (batch,) = sim_batches(extend_sim)
+    for item in batch["inputs"]:
+        key = item["metadata"]["batchdrop"]["fileId"].split("/", 1)[1].rsplit("#", 1)[0]
+        if file_transfer == "url":
+            assert httpx.get(item["file"]["url"], timeout=10).content == f"content of {key}".encode()
+        else:
+            assert item["file"]["id"].startswith("file_")
+
+
+def _submissions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
+    from batchdrop_core.dynamo import from_item
+
+    rt = pipeline.runtime("submitter")
+    page = rt.client("dynamodb").scan(TableName=rt.resources.batches_table)
+    return [from_item(i) for i in page["Items"]]
+
+
+def test_every_rejection_reason_is_recorded(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    pipeline = pipeline_factory(maxFileSizeBytes=1000)
+    s3 = deployment.session.client("s3")
+    bucket = deployment.resources.drop_bucket
+    s3.put_object(Bucket=bucket, Key="invoices/empty.pdf", Body=b"")
+    s3.put_object(Bucket=bucket, Key="invoices/huge.pdf", Body=b"x" * 1001)
+    s3.put_object(Bucket=bucket, Key="invoices/program.exe", Body=b"MZ")
+    s3.put_object(Bucket=bucket, Key="invoices/meta.pdf", Body=b"%PDF", Metadata={"note": "n" * 9500})
+    s3.put_object(Bucket=bucket, Key="invoices/fine.pdf", Body=b"%PDF")
+    # A key outside every route, and an object deleted before intake reads it, as S3 would notify them
+    sqs = deployment.session.client("sqs")
+    for key, size in (("elsewhere/x.pdf", 10), ("invoices/deleted.pdf", 10)):
+        record = {
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "versionId": "v1"}},
+        }
+        sqs.send_message(
+            QueueUrl=deployment.arrivals_queue_url, MessageBody=json.dumps({"Records": [record]})
+        )
+
+    pipeline.intake.drain()
+
+    reasons = {f["key"]: f.get("failureReason") for f in all_files(pipeline)}
+    assert reasons == {
+        "invoices/empty.pdf": RejectReason.EMPTY_FILE,
+        "invoices/huge.pdf": RejectReason.FILE_TOO_LARGE,
+        "invoices/program.exe": RejectReason.UNSUPPORTED_TYPE,
+        "invoices/meta.pdf": RejectReason.METADATA_TOO_LARGE,
+        "elsewhere/x.pdf": RejectReason.NO_ROUTE,
+        "invoices/deleted.pdf": RejectReason.OBJECT_NOT_FOUND,
+        "invoices/fine.pdf": None,
+    }
+    rejected = [f for f in all_files(pipeline) if f["status"] == FileStatus.REJECTED]
+    assert len(rejected) == 6 and all(f["failureMessage"] for f in rejected)
+    problems = {f.key for f in pipeline.runtime("intake").files.problems("invoices")}
+    assert problems == {k for k, r in reasons.items() if r and k.startswith("invoices/")}
+    assert {f.key for f in pipeline.runtime("intake").files.problems("-")} == {"elsewhere/x.pdf"}

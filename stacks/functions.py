@@ -68,6 +68,13 @@ class Functions(Construct):
         )
         self._allow_table(fn, self._tables.files, FILES, _READ_WRITE_ITEM)
         self._allow_read_dropped_files(fn)  # HeadObject: size, user metadata, version id
+        # Without ListBucket, HeadObject answers 403 for a missing object instead of 404, and intake could
+        # not tell "deleted before we read it" (REJECTED: OBJECT_NOT_FOUND) from a permission problem.
+        fn.allow(
+            ["s3:ListBucket"],
+            [self._data.drop_bucket_arn],
+            {"StringLike": {"s3:prefix": [f"{route.prefix}*" for route in self._settings.routes]}},
+        )
         self._allow_send(fn, self._flush)
         fn.function.add_event_source(
             sources.SqsEventSource(

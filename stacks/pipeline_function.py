@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -55,5 +56,9 @@ class PipelineFunction(Construct):
             "X-Ray tracing: PutTraceSegments and PutTelemetryRecords support no resource-level scoping.",
         )
 
-    def allow(self, actions: Sequence[str], resources: Sequence[str]) -> None:
-        self.role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources)))
+    def allow(
+        self, actions: Sequence[str], resources: Sequence[str], conditions: dict[str, Any] | None = None
+    ) -> None:
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=list(actions), resources=list(resources), conditions=conditions)
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,7 +66,8 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
     "intake": {
         "logs": LOGS,
         "files": _ddb("GetItem", "PutItem", "UpdateItem"),
-        "drop_objects": READ_OBJECTS,
+        # ListBucket (on the bucket, limited to the routed prefixes) makes HeadObject say 404, not 403.
+        "drop_objects": READ_OBJECTS | {"s3:ListBucket"},
         "flush_queue": SEND,
         "arrivals_queue": CONSUME,
     },
@@ -326,3 +329,18 @@ def test_visibility_timeout_is_six_times_the_consumer_timeout(stateful_template,
         [queue] = [props for logical_id, props in queues.items() if logical_id in source]
         minimum = 6 * function["Timeout"] + mapping.get("MaximumBatchingWindowInSeconds", 0)
         assert queue["VisibilityTimeout"] >= minimum, source
+
+
+def test_intake_lists_the_drop_bucket_only_under_routed_prefixes(stateless_template, synthesized) -> None:
+    statements = [
+        statement
+        for resource in stateless_template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "s3:ListBucket"
+        in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    ]
+    assert len(statements) == 1
+    prefixes = statements[0]["Condition"]["StringLike"]["s3:prefix"]
+    routes = json.loads(Path("cdk.json").read_text())["context"]["batchdrop"]["routes"]
+    assert sorted(prefixes) == sorted(f"{r['prefix']}*" for r in routes)

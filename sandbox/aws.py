@@ -158,18 +158,12 @@ def provision(
     arrivals_arn = sqs.get_queue_attributes(QueueUrl=arrivals_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    # One notification rule per route prefix, as the stack configures the drop bucket.
+    # One rule for the whole bucket, as the stack configures it: unrouted keys are REJECTED, not ignored.
     s3.put_bucket_notification_configuration(
         Bucket=drop_bucket,
         NotificationConfiguration={
             "QueueConfigurations": [
-                {
-                    "Id": f"route-{route.name}",
-                    "QueueArn": arrivals_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": route.prefix}]}},
-                }
-                for route in settings.routes
+                {"Id": "arrivals", "QueueArn": arrivals_arn, "Events": ["s3:ObjectCreated:*"]}
             ]
         },
     )

@@ -13,7 +13,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
-from batchdrop_core.config import Settings
 from stacks import constants
 from stacks.nag import acknowledge
 from stacks.queues import QueueWithDlq
@@ -23,9 +22,7 @@ _NOTIFICATIONS_HANDLER_PREFIX = "BucketNotificationsHandler"
 
 
 class Ingress(Construct):
-    def __init__(
-        self, scope: Construct, construct_id: str, *, bucket: s3.IBucket, settings: Settings
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, bucket: s3.IBucket) -> None:
         super().__init__(scope, construct_id)
         self.arrivals = QueueWithDlq(
             self,
@@ -34,16 +31,13 @@ class Ingress(Construct):
                 constants.INTAKE, constants.INTAKE_BATCHING_WINDOW
             ),
         )
-        self._build_notifications(bucket, settings)
+        self._build_notifications(bucket)
         self._acknowledge_notifications_handler()
 
-    def _build_notifications(self, bucket: s3.IBucket, settings: Settings) -> None:
-        # One rule per route: objects outside every route never reach the pipeline.
-        destination = s3n.SqsDestination(self.arrivals.queue)
-        for route in settings.routes:
-            bucket.add_event_notification(
-                s3.EventType.OBJECT_CREATED, destination, s3.NotificationKeyFilter(prefix=route.prefix)
-            )
+    def _build_notifications(self, bucket: s3.IBucket) -> None:
+        # The whole bucket, not one rule per route: a file dropped outside every route is recorded as
+        # REJECTED (NO_ROUTE) where its owner can see it, instead of silently never being processed.
+        bucket.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.arrivals.queue))
 
     def _acknowledge_notifications_handler(self) -> None:
         stack = Stack.of(self)

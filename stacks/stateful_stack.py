@@ -21,7 +21,7 @@ class StatefulStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.storage = Storage(self, "Storage")
         self.tables = Tables(self, "Tables")
-        self.ingress = Ingress(self, "Ingress", bucket=self.storage.drop_bucket, settings=settings)
+        self.ingress = Ingress(self, "Ingress", bucket=self.storage.drop_bucket)
         self.alerts = AlertTopic(self, "Alerts", alarm_email=settings.alarm_email)
         self.secrets = ExtendSecrets(self, "Secrets")
         self._export_bucket_arns()

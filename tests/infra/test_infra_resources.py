@@ -69,8 +69,7 @@ def test_drop_and_results_buckets_are_versioned_and_access_logged(synthesized, s
         assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_bucket}
 
 
-def test_drop_bucket_notifies_arrivals_once_per_route_prefix(synthesized, stateful_template):
-    settings = load_settings(synthesized.app)
+def test_drop_bucket_notifies_arrivals_for_every_created_object(synthesized, stateful_template):
     arrivals = synthesized.logical_id(synthesized.stateful.ingress.arrivals.queue)
     [notifications] = _resources(stateful_template, "Custom::S3BucketNotifications").values()
     props = notifications["Properties"]
@@ -78,10 +77,8 @@ def test_drop_bucket_notifies_arrivals_once_per_route_prefix(synthesized, statef
     configs = props["NotificationConfiguration"]["QueueConfigurations"]
     assert all(c["Events"] == ["s3:ObjectCreated:*"] for c in configs)
     assert all(c["QueueArn"] == {"Fn::GetAtt": [arrivals, "Arn"]} for c in configs)
-    prefixes = [c["Filter"]["Key"]["FilterRules"] for c in configs]
-    assert sorted(prefixes, key=str) == sorted(
-        ([{"Name": "prefix", "Value": route.prefix}] for route in settings.routes), key=str
-    )
+    # One rule without a filter: unrouted keys reach intake and are REJECTED with NO_ROUTE.
+    assert len(configs) == 1 and "Filter" not in configs[0]
 
 
 # --- queues -------------------------------------------------------------------------------------------

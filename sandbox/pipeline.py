@@ -90,6 +90,12 @@ class LocalPipeline:
     def runtime(self, name: str) -> Any:
         return self.modules[name].runtime()
 
+    def webhook(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """What API Gateway does with a request to POST /webhooks/extend: invoke the webhook function."""
+        return self.modules["webhook"].lambda_handler(
+            event, context or LambdaContext("batchdrop-webhook", 10)
+        )
+
     def schedule(self, task: str) -> dict[str, Any]:
         """What the EventBridge schedule does: invoke the reconciler with ``{"task": …}``."""
         return self.modules["reconciler"].lambda_handler(

@@ -68,9 +68,11 @@ def _parse_record(record: Any) -> ObjectCreated | str:
         raise MalformedEventError("an event record is not a JSON object")
     if record.get("eventSource") not in (None, "aws:s3"):
         return f"event source {record.get('eventSource')}"
-    event_name = str(record.get("eventName", ""))
+    event_name = record.get("eventName")
+    if not isinstance(event_name, str) or not event_name:
+        raise MalformedEventError("an S3 event record has no eventName")
     if not event_name.startswith("ObjectCreated:"):
-        return f"event {event_name or 'without a name'}"
+        return f"event {event_name}"
     version = str(record.get("eventVersion", "2.1"))
     if version.split(".")[0] != "2":
         raise MalformedEventError(f"unsupported S3 event version {version}")

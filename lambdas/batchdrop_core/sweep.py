@@ -1,5 +1,6 @@
-"""The flush sweep (scheduled): routes whose oldest QUEUED file has waited ``maxWaitSeconds``, or that
-hold an ambiguous submission past its grace period, get a flush request (design §2, I2)."""
+"""The flush sweep (scheduled): a route gets a flush request when its oldest QUEUED file has waited
+``maxWaitSeconds``, when a full batch is waiting (its flush request was lost, or Extend throttled it), or
+when it holds an ambiguous submission past its grace period (design §2, I2, I3)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def sweep(rt: Runtime) -> SweepOutcome:
     outcome = SweepOutcome()
     orphan_cutoff = iso(utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
     for route in rt.settings.routes:
-        _count, oldest = rt.files.queue_depth(route.name, 1)
+        waiting, oldest = rt.files.queue_depth(route.name, rt.settings.max_batch_size)
         age = age_seconds(oldest) if oldest else 0.0
         outcome.oldest_queued_age[route.name] = age
         ambiguous = [
@@ -30,7 +31,10 @@ def sweep(rt: Runtime) -> SweepOutcome:
             for s in rt.batches.open_submissions(route.name, created_before=orphan_cutoff)
             if s.state in (BatchState.SUBMITTING, BatchState.UNKNOWN)
         ]
-        if (oldest and age >= rt.settings.max_wait_seconds) or ambiguous:
+        due = oldest is not None and (
+            age >= rt.settings.max_wait_seconds or waiting >= rt.settings.max_batch_size
+        )
+        if due or ambiguous:
             rt.request_flush(route.name, reason="sweep")
             outcome.flushed.append(route.name)
     if outcome.flushed:

@@ -40,7 +40,7 @@ def load_handler(module_name: str) -> Any | None:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == module_name:
+        if exc.name in (module_name, module_name.split(".")[0]):
             return None
         raise
     if hasattr(module, "runtime"):

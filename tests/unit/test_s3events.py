@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from batchdrop_core.s3events import MalformedEventError, parse_notification
 
-EVENTS = Path(__file__).resolve().parents[2].parent / "shared" / "events"
+EVENTS = Path(__file__).resolve().parents[1] / "events"  # copies of shared/events
 
 
 def record(key: str, **object_fields: object) -> dict:

@@ -17,7 +17,7 @@ from batchdrop_core.extend.signing import (
     verify,
 )
 
-EVENTS = Path(__file__).resolve().parents[2].parent / "shared" / "events"
+EVENTS = Path(__file__).resolve().parents[1] / "events"  # copies of shared/events
 SECRET = "wss_test_not_a_real_secret_0000"
 TIMESTAMP = 1764320400
 EXPECTED = "dd6aaa962efa5c7f0f0851a5bd5290ab6755b7554099361425c6b4b83984bf24"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections import Counter, defaultdict
@@ -200,8 +201,14 @@ def print_summary(console: Console, summary: dict[str, Any], sandbox: Sandbox) -
     )
 
 
+def _stop_on_sigterm() -> None:
+    # `kill` (SIGTERM) must stop the sandbox too, or the moto server process would outlive the demo.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _stop_on_sigterm()
     console = Console()
     files = sample_files(args.files) if args.files else []
     extend = f"Extend at {args.extend_url}" if args.extend_url else "the Extend simulator"

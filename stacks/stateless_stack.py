@@ -24,6 +24,7 @@ class StatelessStack(Stack):
         self, scope: Construct, construct_id: str, *, data: StatefulStack, settings: Settings, **kwargs
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self._settings = settings
         self.flush = QueueWithDlq(
             self, "Flush", visibility_timeout=constants.visibility_timeout(constants.SUBMITTER), fifo=True
         )
@@ -53,6 +54,8 @@ class StatelessStack(Stack):
             "ResultsDlqUrl": self.results.dlq.queue_url,
             "WebhookUrl": self.webhook_api.url,
             "DashboardName": self.monitoring.dashboard.dashboard_name,
+            # The deployed settings, so the CLI works from anywhere, whatever `-c batchdrop=…` said.
+            "SettingsJson": self._settings.to_env_json(),
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

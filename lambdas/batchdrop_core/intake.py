@@ -104,7 +104,15 @@ def _describe(rt: Runtime, created: ObjectCreated) -> TrackedFile:
 
     if route is None:
         return reject(RejectReason.NO_ROUTE, "the key is under no configured route prefix")
-    # Cheap checks first: a file these reject is never read from S3.
+    head = None
+    if not created.version_id:
+        # Notifications from moto (and from unversioned buckets) carry no version: the item must be keyed by
+        # the version S3 reports, or a later backfill of the same object would look like a new file.
+        head = _head_object(rt, created)
+        if head is None:
+            return reject(RejectReason.OBJECT_NOT_FOUND, "the object was deleted before it could be read")
+        tracked.version_id = head.get("VersionId") or UNVERSIONED
+    # Cheap checks before reading S3: a file these reject is never read.
     if created.size == 0:
         return reject(RejectReason.EMPTY_FILE, "the object is empty (0 bytes)")
     if created.size > settings.max_file_size_bytes:
@@ -116,19 +124,9 @@ def _describe(rt: Runtime, created: ObjectCreated) -> TrackedFile:
     if not is_supported(created.key):
         extension = extension_of(created.key) or "no extension"
         return reject(RejectReason.UNSUPPORTED_TYPE, f"Extend does not accept this file type ({extension})")
-
-    head_kwargs = {"Bucket": created.bucket, "Key": created.key}
-    if created.version_id:
-        head_kwargs["VersionId"] = created.version_id
-    try:
-        head = rt.client("s3").head_object(**head_kwargs)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion"):
-            return reject(RejectReason.OBJECT_NOT_FOUND, "the object was deleted before it could be read")
-        raise
-    if not created.version_id:
-        # Notifications from moto (and from unversioned buckets) carry no version: take the one S3 reports.
-        tracked.version_id = head.get("VersionId") or UNVERSIONED
+    head = head or _head_object(rt, created)
+    if head is None:
+        return reject(RejectReason.OBJECT_NOT_FOUND, "the object was deleted before it could be read")
     tracked.content_type = head.get("ContentType")
     tracked.user_metadata = dict(head.get("Metadata") or {})
     if user_metadata_too_large(tracked.user_metadata):
@@ -137,3 +135,16 @@ def _describe(rt: Runtime, created: ObjectCreated) -> TrackedFile:
             "the object's user metadata (x-amz-meta-*) is larger than Extend accepts as run metadata",
         )
     return tracked
+
+
+def _head_object(rt: Runtime, created: ObjectCreated) -> dict | None:
+    """HeadObject of the notified version (the current one when the event names none); None if gone."""
+    kwargs = {"Bucket": created.bucket, "Key": created.key}
+    if created.version_id:
+        kwargs["VersionId"] = created.version_id
+    try:
+        return rt.client("s3").head_object(**kwargs)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion"):
+            return None
+        raise

@@ -337,6 +337,7 @@ STATEFUL_OUTPUTS = {
 }  # fmt: skip
 STATELESS_OUTPUTS = {
     "FlushQueueUrl", "FlushDlqUrl", "ResultsQueueUrl", "ResultsDlqUrl", "WebhookUrl", "DashboardName",
+    "SettingsJson",
 }  # fmt: skip
 
 
@@ -345,6 +346,14 @@ def test_outputs_for_the_cli_have_no_export_names(stateful_template, stateless_t
         outputs = template["Outputs"]
         assert names <= set(outputs)
         assert all("Export" not in outputs[name] for name in names)
+
+
+def test_settings_output_is_the_validated_configuration(stateless_template):
+    from batchdrop_core.config import Settings
+
+    value = stateless_template["Outputs"]["SettingsJson"]["Value"]
+    settings = Settings.from_env({"BATCHDROP_SETTINGS": value})
+    assert [route.name for route in settings.routes] == ["invoices", "documents", "packets"]
 
 
 def test_webhook_url_output_ends_with_the_route(stateless_template):

@@ -21,6 +21,19 @@ from batchdrop_core.observability import logger
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
+# One execution environment per function: Lambda never runs two invocations in one process at once, and
+# the handlers keep per-invocation state at module level (Powertools processors and resolvers), so
+# concurrent pollers of one function take turns. Different functions still run side by side.
+_function_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def invoke_function(function_name: str, handler: Handler, event: dict[str, Any], context: Any) -> Any:
+    with _locks_guard:
+        lock = _function_locks.setdefault(function_name, threading.Lock())
+    with lock:
+        return handler(event, context)
+
 
 @dataclass
 class LambdaContext:
@@ -128,7 +141,7 @@ class SqsEventSource:
         self.invocations += 1
         self.batch_sizes.append(len(messages))
         try:
-            response = self.handler(event, context)
+            response = invoke_function(self.function_name, self.handler, event, context)
         except Exception:  # noqa: BLE001 - a failed invocation returns the whole batch to the queue, as on AWS
             self.errors += 1
             logger.exception("local invocation failed", extra={"function": self.function_name})

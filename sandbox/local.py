@@ -141,23 +141,17 @@ class Sandbox:
         return f"{self.webhook_server.url}{WEBHOOK_PATH}"
 
     def endpoints(self) -> dict[str, Any]:
-        """The endpoints file the CLI reads with ``--sandbox PATH``."""
-        assert self.deployment and self.settings
-        resources = self.deployment.resources
-        return {
-            "aws_endpoint_url": self.moto.url,
-            "region": REGION,
-            "extend_url": self.settings.extend_base_url,
-            "webhook_url": self.webhook_url,
-            **self.deployment.endpoints(),
-            "api_key_secret": resources.api_key_secret,
-            "webhook_secret": resources.webhook_secret,
-            "settings": self.settings.model_dump(by_alias=True, exclude_none=True),
-            "routes": [
-                {"name": r.name, "prefix": r.prefix, "type": r.type, "processorId": r.processor_id}
-                for r in self.settings.routes
-            ],
-        }
+        """The endpoints file the CLI reads with ``--sandbox PATH`` (format: batchdrop_core.cli.targets)."""
+        from batchdrop_core.cli.targets import endpoints_document
+
+        return endpoints_document(
+            self.deployment,
+            self.settings,
+            aws_endpoint_url=self.moto.url,
+            region=REGION,
+            extend_url=self.settings.extend_base_url,
+            webhook_url=self.webhook_url,
+        )
 
     # -- observing it ----------------------------------------------------------------------------------
     def count_files(self) -> dict[str, int]:

@@ -12,6 +12,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
+from batchdrop_core import collect
+
 # --- app ----------------------------------------------------------------------------------------------
 CONTEXT_SETTINGS_KEY = "batchdrop"
 CONTEXT_STACK_PREFIX_KEY = "stackPrefix"
@@ -51,7 +53,8 @@ INTAKE_BATCHING_WINDOW = Duration.seconds(5)
 INTAKE_MAX_CONCURRENCY = 5
 SUBMITTER_BATCH_SIZE = 1  # one flush request (one route) per invocation
 RESULTS_BATCH_SIZE = 1  # one batch collection per invocation
-RESULTS_MAX_CONCURRENCY = 2  # the ESM minimum; keeps all collectors under Extend's read rate
+# The ESM minimum; each collector takes 1/RESULTS_MAX_CONCURRENCY of the read rate (batchdrop_core.collect).
+RESULTS_MAX_CONCURRENCY = collect.RESULTS_MAX_CONCURRENCY
 
 # --- queues -------------------------------------------------------------------------------------------
 VISIBILITY_TIMEOUT_FACTOR = 6

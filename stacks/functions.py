@@ -124,7 +124,10 @@ class Functions(Construct):
                 webhook_secret=self._data.secrets.webhook_signing_secret.secret_arn,
             ),
         )
-        self._allow_table(fn, self._tables.state, STATE, ["dynamodb:GetItem", "dynamodb:PutItem"])
+        # DeleteItem: a dedupe claim is released when the enqueue fails, so Extend's retry is accepted.
+        self._allow_table(
+            fn, self._tables.state, STATE, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+        )
         self._allow_secret(fn, self._data.secrets.webhook_signing_secret)
         self._allow_send(fn, self._results)
         return fn

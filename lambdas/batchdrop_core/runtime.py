@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -75,6 +76,24 @@ class Runtime:
     @cached_property
     def read_limiter(self) -> RateLimiter:
         return RateLimiter(self.settings.read_rate_limit, burst=1)
+
+    def with_read_share(self, concurrent_copies: int) -> Runtime:
+        """Limit this process to its share of the deployment's read rate, for a function that runs
+        ``concurrent_copies`` copies at once. Call it before the Extend client is first used."""
+        rate = self.settings.read_rate_limit / concurrent_copies
+        self.__dict__["read_limiter"] = RateLimiter(rate, burst=1)
+        return self
+
+    def refreshed_secret_value(self, field_name: str, *, min_interval: float = 30.0) -> str | None:
+        """The secret re-read from Secrets Manager (after a rotation), or None when it was re-read less
+        than ``min_interval`` seconds ago: forged requests must not turn into a stream of reads."""
+        with self._lock:
+            last = self.__dict__.setdefault("_secret_refreshed_at", {})
+            now = time.monotonic()
+            if now - last.get(field_name, float("-inf")) < min_interval:
+                return None
+            last[field_name] = now
+        return self.secret_value(field_name, force_fetch=True)
 
     @cached_property
     def extend(self) -> ExtendClient:

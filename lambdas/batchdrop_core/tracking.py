@@ -11,6 +11,7 @@ import heapq
 import itertools
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -532,6 +533,43 @@ class FileStore:
                     delay = min(delay * 2, 2.0)
         return found
 
+    def count_queued_before(self, route: str, before: str) -> int:
+        """QUEUED files of a route that were queued before ``before`` (the reconciler's stuck check)."""
+        count = 0
+        for shard in range(self.queued_shards):
+            kwargs = self._queued_query(route, shard)
+            kwargs["KeyConditionExpression"] += " AND queuedAt < :before"
+            kwargs["ExpressionAttributeValues"][":before"] = serialize(before)
+            kwargs["Select"] = "COUNT"
+            while True:
+                page = self.client.query(**kwargs)
+                count += page.get("Count", 0)
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return count
+
+    def count_by_route_and_status(self) -> dict[str, Counter[str]]:
+        """Files per route (``-`` for unrouted) and status, for operators (``batchdrop status``).
+
+        A full Scan projected to two attributes: no index can count terminal files, and this never runs
+        on a pipeline path.
+        """
+        counts: dict[str, Counter[str]] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "ProjectionExpression": "#route, #status",
+            "ExpressionAttributeNames": {"#route": "route", "#status": "status"},
+        }
+        while True:
+            page = self.client.scan(**kwargs)
+            for item in page.get("Items", []):
+                values = from_item(item)
+                counts.setdefault(values.get("route") or UNROUTED, Counter())[values["status"]] += 1
+            if "LastEvaluatedKey" not in page:
+                return counts
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
 
 @dataclass
 class Submission:
@@ -673,6 +711,64 @@ class BatchStore:
         update = UpdateBuilder().set("batchId", batch_id)
         update.value("sameBatch", batch_id)
         return self.update(submission_id, update, "attribute_not_exists(batchId) OR batchId = :sameBatch")
+
+    def claim_notification(self, submission_id: str) -> str | None:
+        """Take the right to announce a submission's outcome: the claim's timestamp, or None when another
+        caller already has it (one SNS message per batch outcome, I4)."""
+        at = now_iso()
+        update = UpdateBuilder().set("notifiedAt", at)
+        return at if self.update(submission_id, update, "attribute_not_exists(notifiedAt)") else None
+
+    def release_notification(self, submission_id: str, claimed_at: str) -> bool:
+        """Give a claim back after the publish failed, so the retry announces the outcome."""
+        update = UpdateBuilder().remove("notifiedAt")
+        update.value("claimedAt", claimed_at)
+        return self.update(submission_id, update, "notifiedAt = :claimedAt")
+
+    def claim_collection(self, submission_id: str, owner: str, until: str) -> bool:
+        """Lease a submission's result collection to one worker until ``until`` (ISO time), so duplicate
+        requests do not spend the read budget twice. An expired lease can be taken over."""
+        update = UpdateBuilder().set("collectorId", owner).set("collectorUntil", until)
+        update.value("now", now_iso())
+        update.value("owner", owner)
+        condition = "attribute_not_exists(collectorUntil) OR collectorUntil < :now OR collectorId = :owner"
+        return self.update(submission_id, update, condition)
+
+    def release_collection(self, submission_id: str, owner: str) -> bool:
+        update = UpdateBuilder().remove("collectorId").remove("collectorUntil")
+        update.value("owner", owner)
+        return self.update(submission_id, update, "collectorId = :owner")
+
+    def recent_finished(self, limit: int, route: str | None = None) -> list[Submission]:
+        """The ``limit`` submissions (of ``route``, if given) that reached a terminal state last, newest
+        first; for operators (``batchdrop status``).
+
+        A Scan filtered to terminal states: no index orders finished batches, and the table holds one
+        item per batch of up to 1,000 files, so it stays small next to the Files table.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "#state IN (:completed, :failed, :abandoned)",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {
+                ":completed": serialize(BatchState.COMPLETED),
+                ":failed": serialize(BatchState.FAILED),
+                ":abandoned": serialize(BatchState.ABANDONED),
+            },
+        }
+        if route:
+            kwargs["FilterExpression"] += " AND #route = :route"
+            kwargs["ExpressionAttributeNames"]["#route"] = "route"
+            kwargs["ExpressionAttributeValues"][":route"] = serialize(route)
+        finished: list[Submission] = []
+        while True:
+            page = self.client.scan(**kwargs)
+            finished += [Submission.from_values(from_item(item)) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        finished.sort(key=lambda s: s.completed_at or s.created_at, reverse=True)
+        return finished[:limit]
 
 
 class StateStore:

@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from batchdrop_core.observability import MetricName, logger, metrics
+from batchdrop_core.reconcile import reconcile
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.sweep import sweep
 
@@ -28,4 +29,16 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         oldest = max(outcome.oldest_queued_age.values(), default=0.0)
         metrics.add_metric(MetricName.OLDEST_QUEUED_AGE, MetricUnit.Seconds, oldest)
         return {"task": task, "flushed": outcome.flushed, "oldestQueuedAgeSeconds": outcome.oldest_queued_age}
+    if task == "reconcile":
+        result = reconcile(rt)
+        metrics.add_metric(MetricName.STUCK_FILES, MetricUnit.Count, result.stuck_files)
+        metrics.add_metric(MetricName.OVERDUE_BATCHES, MetricUnit.Count, result.overdue_batches)
+        return {
+            "task": task,
+            "polled": result.polled,
+            "collectionRequested": result.collection_requested,
+            "stuckFiles": result.stuck_files,
+            "overdueBatches": result.overdue_batches,
+            "alerted": result.alerted,
+        }
     raise ValueError(f"unknown task {task!r}; expected 'sweep' or 'reconcile'")

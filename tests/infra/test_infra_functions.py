@@ -83,7 +83,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
     },
     "webhook": {
         "logs": LOGS,
-        "state": _ddb("GetItem", "PutItem"),
+        "state": _ddb("GetItem", "PutItem", "DeleteItem"),
         "webhook_secret": SECRET,
         "results_queue": SEND,
     },

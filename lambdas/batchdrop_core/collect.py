@@ -1,0 +1,561 @@
+"""Results collection: a finished batch's runs → results bucket, Files and Batches items, one SNS message.
+
+Every write is conditional or idempotent, so duplicate, late or reordered requests, continuations and
+retries after a crash record nothing twice (I4): a file already settled for this submission is skipped,
+and the outcome is announced once (a conditional write on ``notifiedAt`` claims the right to publish).
+A lease on the submission keeps two workers from collecting one batch at the same time.
+
+Collection requests (the results queue's message body, JSON):
+``{"batchId"?, "submissionId"?, "source": "webhook"|"reconciler"|…, "eventId"?, "eventType"?,
+"continuation"?: n}``. At least one of batchId / submissionId is present.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from batchdrop_core import timeutil
+from batchdrop_core.extend import (
+    TERMINAL_BATCH_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    BatchStatus,
+    ExtendRejectedError,
+    Run,
+    RunStatus,
+    RunSummary,
+)
+from batchdrop_core.observability import logger
+from batchdrop_core.runtime import Runtime
+from batchdrop_core.submit import SEARCH_SKEW
+from batchdrop_core.timeutil import now_iso, parse_iso
+from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, split_file_id
+
+# The results function's event source runs at most this many copies at once (stacks/constants.py);
+# each process takes this share of the deployment's read rate so together they stay under it.
+RESULTS_MAX_CONCURRENCY = 2
+# Below this much remaining Lambda time, stop reading runs and continue in a new invocation.
+TIME_RESERVE_SECONDS = 60.0
+# A few runs are enough to read a batch's submission id from their metadata.
+LOOKUP_PAGE_SIZE = 10
+# SNS messages are limited to 256 KB; the manifest lists every file.
+MAX_FAILED_FILES_IN_MESSAGE = 50
+
+OPEN_FILE_STATUSES = (FileStatus.SUBMITTED, FileStatus.SUBMITTING)
+# A file Extend made no run for was never tried: it goes round again whatever the configured reasons.
+MISSING_RUN = "MISSING_RUN"
+REQUEUED = "REQUEUED"  # manifest status of a file sent round again
+
+
+class RetryLater(Exception):
+    """The batch cannot be collected yet; the message goes back to the queue and is tried again."""
+
+
+@dataclass
+class CollectOutcome:
+    result: str = ""  # completed | continued | already_done | busy | not_ours
+    submission_id: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    requeued_routes: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[name] += amount
+
+    def requeued(self, route: str) -> None:
+        with self._lock:
+            self.counts["requeued"] += 1
+            self.requeued_routes.add(route)
+
+
+def collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float]) -> CollectOutcome:
+    """Collect (or continue collecting) the batch a request names."""
+    outcome = CollectOutcome()
+    submission = resolve_submission(rt, request)
+    if submission is None:
+        outcome.result = "not_ours"
+        return outcome
+    sid = outcome.submission_id = submission.submission_id
+    owner = uuid.uuid4().hex
+    until = timeutil.iso(timeutil.utc_now() + timedelta(seconds=time_left() + 30))
+    if not rt.batches.claim_collection(sid, owner, until):
+        # The lease holder's own message stays in the queue until it finishes, so this one can go.
+        logger.info("batch is being collected by another worker", extra={"submissionId": sid})
+        outcome.result = "busy"
+        return outcome
+    try:
+        # Read under the lease: a worker that held it before may have finished the batch meanwhile.
+        submission = rt.batches.get(sid) or submission
+        done_before = submission.state in BatchState.TERMINAL
+        finished = done_before or _collect_submission(rt, submission, time_left, outcome)
+    finally:
+        rt.batches.release_collection(sid, owner)
+    for route in sorted(outcome.requeued_routes):
+        rt.request_flush(route, reason="retry")
+    if done_before:
+        # Nothing left to record; only a publish that failed before is retried.
+        announce(rt, sid)
+        outcome.result = "already_done"
+        return outcome
+    if finished:
+        outcome.result = "completed"
+        return outcome
+    # Released first, so the continuation can take the lease at once.
+    step = int(request.get("continuation") or 0) + 1
+    rt.request_collection({**request, "submissionId": sid, "continuation": step})
+    logger.info("collection continues in a new invocation", extra={"submissionId": sid, "continuation": step})
+    outcome.result = "continued"
+    return outcome
+
+
+# -- which submission -------------------------------------------------------------------------------
+
+
+def resolve_submission(rt: Runtime, request: dict[str, Any]) -> Submission | None:
+    """Our submission for a request; None when the batch is not batchdrop's. Raises RetryLater when
+    it cannot be told yet."""
+    if request.get("submissionId"):
+        submission = rt.batches.get(request["submissionId"])
+        if submission is None:
+            extra = {"submissionId": request["submissionId"], "source": request.get("source")}
+            logger.warning("collection request for an unknown submission dropped", extra=extra)
+        return submission
+    batch_id = request.get("batchId")
+    if not batch_id:
+        raise ValueError("a collection request needs a batchId or a submissionId")
+    return rt.batches.by_batch_id(batch_id) or _adopt_batch(rt, batch_id)
+
+
+def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
+    """A batch id we have not recorded (the webhook beat the submitter, or the submission was adopted
+    without it): its runs' metadata name the submission (I3)."""
+    for processor_type in sorted({route.type for route in rt.settings.routes}):
+        page = rt.extend.list_runs_page(processor_type, batch_id=batch_id, max_page_size=LOOKUP_PAGE_SIZE)
+        if not page.data:
+            continue
+        sid = next((s for r in page.data if (s := r.batchdrop_metadata.get("submissionId"))), None)
+        submission = rt.batches.get(sid) if sid else None
+        if submission is None:
+            logger.info("batch is not batchdrop's; dropped", extra={"batchId": batch_id})
+            return None
+        if not rt.batches.link_batch_id(sid, batch_id):
+            logger.error(
+                "submission already has another batch id; this batch is not collected",
+                extra={"batchId": batch_id, "submissionId": sid, "knownBatchId": submission.batch_id},
+            )
+            return None
+        rt.files.set_batch_id(rt.files.of_submission(sid), sid, batch_id)
+        submission.batch_id = batch_id
+        logger.info("batch linked to its submission via run metadata", extra={"submissionId": sid})
+        return submission
+    raise RetryLater(f"no run of batch {batch_id} is listed yet")
+
+
+def search_runs_of_submission(rt: Runtime, submission: Submission) -> list[RunSummary]:
+    """The runs Extend holds for a submission whose batch id we never learnt, newest first."""
+    not_before = parse_iso(submission.created_at) - SEARCH_SKEW
+    found: list[RunSummary] = []
+    for run in rt.extend.iter_runs(
+        submission.processor_type,
+        processor_id=submission.processor_id,
+        sort_by="createdAt",
+        sort_dir="desc",
+        max_page_size=1000,
+    ):
+        if run.created_at and parse_iso(str(run.created_at)) < not_before:
+            break
+        if run.batchdrop_metadata.get("submissionId") == submission.submission_id:
+            found.append(run)
+    return found
+
+
+def finished_runs(rt: Runtime, submission: Submission) -> tuple[str, list[RunSummary]]:
+    """(Extend's batch status, every run of the submission) once the batch is over; else RetryLater."""
+    if submission.batch_id:
+        batch = rt.extend.get_batch_run(submission.batch_id)
+        if batch.status not in TERMINAL_BATCH_STATUSES:
+            raise RetryLater(f"batch {submission.batch_id} is {batch.status}")
+        runs = rt.extend.iter_runs(submission.processor_type, batch_id=batch.id, max_page_size=1000)
+        return batch.status, list(runs)
+    runs = search_runs_of_submission(rt, submission)
+    if not runs or any(run.status not in TERMINAL_RUN_STATUSES for run in runs):
+        raise RetryLater(f"runs of submission {submission.submission_id} are not all finished")
+    return BatchStatus.PROCESSED, runs
+
+
+# -- collecting -------------------------------------------------------------------------------------
+
+
+def _collect_submission(
+    rt: Runtime, submission: Submission, time_left: Callable[[], float], outcome: CollectOutcome
+) -> bool:
+    """Record every run of a finished batch; False when time ran short before all were read."""
+    sid = submission.submission_id
+    batch_status, runs = finished_runs(rt, submission)
+    runs_by_file: dict[str, RunSummary] = {}
+    for run in runs:
+        ids = run.batchdrop_metadata
+        if ids.get("submissionId") == sid and ids.get("fileId"):
+            runs_by_file.setdefault(ids["fileId"], run)
+    file_ids = set(runs_by_file) | {f.file_id for f in rt.files.of_submission(sid)}
+    files = _read_files(rt, file_ids)
+    # Settled files are skipped: continuations and duplicate requests record nothing twice.
+    open_files = [f for f in files.values() if f.submission_id == sid and f.status in OPEN_FILE_STATUSES]
+
+    to_fetch: list[tuple[TrackedFile, RunSummary]] = []
+    for tracked in open_files:
+        run = runs_by_file.get(tracked.file_id)
+        if run is None:
+            continue  # settled below, once the runs that exist are recorded
+        if run.status == RunStatus.PROCESSED:
+            to_fetch.append((tracked, run))
+        elif run.status in TERMINAL_RUN_STATUSES:
+            # FAILED / CANCELLED: the summary has all there is, no GET needed.
+            reason = run.failure_reason or run.status
+            settle_failure(rt, submission, tracked, run.id, reason, run.failure_message, outcome)
+        elif batch_status == BatchStatus.PROCESSED:
+            raise RetryLater(f"run {run.id} is {run.status} although its batch is finished")
+        else:
+            message = f"Extend ended the batch ({batch_status}) before this run finished."
+            settle_failure(rt, submission, tracked, run.id, f"BATCH_{batch_status}", message, outcome)
+
+    if not fetch_processed_runs(rt, submission, to_fetch, time_left, outcome):
+        return False
+    for tracked in open_files:
+        if tracked.file_id not in runs_by_file:
+            message = "Extend has no run for this file although its batch is finished."
+            settle_failure(rt, submission, tracked, None, MISSING_RUN, message, outcome)
+    finish_submission(rt, submission, batch_status, file_ids, runs_by_file)
+    outcome.add("completed")
+    return True
+
+
+def _read_files(rt: Runtime, file_ids: Iterable[str]) -> dict[str, TrackedFile]:
+    keys = []
+    for fid in file_ids:
+        file_key, version_id = split_file_id(fid)
+        bucket, _, key = file_key.partition("/")
+        keys.append((bucket, key, version_id))
+    return rt.files.batch_get(keys)
+
+
+def fetch_processed_runs(
+    rt: Runtime,
+    submission: Submission,
+    pairs: list[tuple[TrackedFile, RunSummary]],
+    time_left: Callable[[], float],
+    outcome: CollectOutcome,
+) -> bool:
+    """GET each PROCESSED run (bounded concurrency; the client's shared limiter keeps the read rate) and
+    store its result. False when time ran short and some were left for a continuation."""
+    if not pairs:
+        return True
+    stop = threading.Event()  # set when a run was skipped: for lack of time, or after an error
+    errors: list[Exception] = []
+
+    def fetch(pair: tuple[TrackedFile, RunSummary]) -> None:
+        if stop.is_set():
+            return
+        if time_left() < TIME_RESERVE_SECONDS:
+            stop.set()
+            return
+        tracked, summary = pair
+        try:
+            try:
+                run = rt.extend.get_run(submission.processor_type, summary.id)
+            except ExtendRejectedError as exc:
+                if exc.status_code != 404:
+                    raise
+                settle_failure(rt, submission, tracked, summary.id, "RUN_NOT_FOUND", str(exc), outcome)
+                return
+            if run.status == RunStatus.PROCESSED:
+                store_result(rt, submission, tracked, run, outcome)
+            else:
+                reason = run.failure_reason or run.status
+                settle_failure(rt, submission, tracked, run.id, reason, run.failure_message, outcome)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other threads stop
+            errors.append(exc)
+            stop.set()
+
+    workers = min(rt.settings.results_concurrency, len(pairs))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
+        list(pool.map(fetch, pairs))
+    if errors:
+        raise errors[0]
+    return not stop.is_set()
+
+
+def result_key(tracked: TrackedFile) -> str:
+    """Where a file's result lives: derived from the source key alone, so users can find it."""
+    return f"results/{tracked.key}/{tracked.version_id}.json"
+
+
+def manifest_key(submission: Submission) -> str:
+    return f"manifests/{submission.route}/{submission.submission_id}.jsonl"
+
+
+def summarize(processor_type: str, output: Any) -> dict[str, Any] | None:
+    """The small result summary kept on the Files item."""
+    if not isinstance(output, dict):
+        return None
+    if processor_type == "classify":
+        return {"type": output.get("type"), "confidence": output.get("confidence")}
+    if processor_type == "split":
+        splits = output.get("splits")
+        return {"splitCount": len(splits) if isinstance(splits, list) else 0}
+    # Extract: {"value": {...}, "metadata": {...}}, or a legacy flat map of fields.
+    value = output.get("value")
+    return {"fieldCount": len(value if isinstance(value, dict) else output)}
+
+
+def store_result(
+    rt: Runtime, submission: Submission, tracked: TrackedFile, run: Run, outcome: CollectOutcome
+) -> None:
+    """Write the run (as Extend returned it, plus our tracking fields), then mark the file PROCESSED."""
+    key = result_key(tracked)
+    document = run.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    document["batchdrop"] = {
+        "fileId": tracked.file_id,
+        "bucket": tracked.bucket,
+        "key": tracked.key,
+        "versionId": tracked.version_id,
+        "route": tracked.route,
+        "submissionId": submission.submission_id,
+        "batchId": submission.batch_id,
+        "attempt": tracked.attempts,
+        "collectedAt": now_iso(),
+    }
+    rt.client("s3").put_object(
+        Bucket=rt.resources.require("results_bucket"),
+        Key=key,
+        Body=json.dumps(document).encode("utf-8"),
+        ContentType="application/json",
+    )
+    summary = summarize(submission.processor_type, run.output)
+    recorded = rt.files.record_outcome(
+        tracked,
+        submission.submission_id,
+        status=FileStatus.PROCESSED,
+        run_id=run.id,
+        batch_id=submission.batch_id,
+        result_key=key,
+        result_summary=summary,
+    )
+    if recorded:
+        outcome.add("processed")
+        notify_file(rt, submission, tracked, FileStatus.PROCESSED, run.id, result_key=key, summary=summary)
+
+
+def settle_failure(
+    rt: Runtime,
+    submission: Submission,
+    tracked: TrackedFile,
+    run_id: str | None,
+    reason: str,
+    message: str | None,
+    outcome: CollectOutcome,
+) -> None:
+    """The retry policy: a retryable reason goes round again (a fresh presigned URL with the next
+    submission) until ``maxAttempts``; anything else is FAILED with Extend's reason and message."""
+    settings = rt.settings
+    sid = submission.submission_id
+    retryable = reason in settings.retryable_failure_reasons or reason == MISSING_RUN
+    if retryable and tracked.attempts < settings.max_attempts:
+        if rt.files.requeue(tracked, sid, reason, message):
+            outcome.requeued(tracked.route or submission.route)
+        return
+    recorded = rt.files.record_outcome(
+        tracked,
+        sid,
+        status=FileStatus.FAILED,
+        run_id=run_id,
+        batch_id=submission.batch_id,
+        failure_reason=reason,
+        failure_message=message,
+    )
+    if recorded:
+        outcome.add("failed")
+        notify_file(rt, submission, tracked, FileStatus.FAILED, run_id, reason=reason, message=message)
+
+
+# -- finishing --------------------------------------------------------------------------------------
+
+
+def finish_submission(
+    rt: Runtime,
+    submission: Submission,
+    batch_status: str,
+    file_ids: set[str],
+    runs_by_file: dict[str, RunSummary],
+) -> None:
+    """Manifest, final state and counts, then the one announcement."""
+    sid = submission.submission_id
+    files = _read_files(rt, file_ids)
+    lines: list[dict[str, Any]] = []
+    failed: list[TrackedFile] = []
+    counts: Counter[str] = Counter()
+    for fid in sorted(file_ids):
+        tracked = files.get(fid)
+        run = runs_by_file.get(fid)
+        if tracked is None:
+            continue
+        ours = tracked.submission_id == sid
+        if ours and tracked.status not in FileStatus.TERMINAL:
+            raise RetryLater(f"file {fid} of submission {sid} is still {tracked.status}")
+        status = tracked.status if ours else REQUEUED
+        counts[status] += 1
+        if status == FileStatus.FAILED:
+            failed.append(tracked)
+        lines.append(
+            {
+                "fileId": fid,
+                "key": tracked.key,
+                "versionId": tracked.version_id,
+                "status": status,
+                "runId": run.id if run else None,
+                "resultKey": tracked.result_key if status == FileStatus.PROCESSED else None,
+                "failureReason": tracked.failure_reason if ours else (run.failure_reason if run else None),
+            }
+        )
+    key = manifest_key(submission)
+    rt.client("s3").put_object(
+        Bucket=rt.resources.require("results_bucket"),
+        Key=key,
+        Body="".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"),
+        ContentType="application/x-ndjson",
+    )
+    state = BatchState.FAILED if batch_status == BatchStatus.FAILED else BatchState.COMPLETED
+    rt.batches.transition(
+        sid,
+        BatchState.OPEN,
+        state,
+        completedAt=now_iso(),
+        extendStatus=batch_status,
+        processedCount=counts[FileStatus.PROCESSED],
+        failedCount=counts[FileStatus.FAILED],
+        requeuedCount=counts[REQUEUED],
+        manifestKey=key,
+    )
+    logger.info("batch collected", extra={"submissionId": sid, "batchId": submission.batch_id, **counts})
+    announce(rt, sid, failed)
+
+
+def announce(rt: Runtime, submission_id: str, failed: list[TrackedFile] | None = None) -> bool:
+    """Publish a finished submission's outcome exactly once; True when this call published it."""
+    submission = rt.batches.get(submission_id)
+    if submission is None or submission.state not in (BatchState.COMPLETED, BatchState.FAILED):
+        return False
+    if submission.notified_at:
+        return False
+    claimed_at = rt.batches.claim_notification(submission_id)
+    if claimed_at is None:
+        return False
+    if failed is None:
+        failed = [f for f in rt.files.of_submission(submission_id) if f.status == FileStatus.FAILED]
+    subject, message, attributes = batch_message(rt, submission, failed)
+    try:
+        rt.notify(subject, message, attributes)
+    except Exception:
+        rt.batches.release_notification(submission_id, claimed_at)
+        raise
+    return True
+
+
+def batch_message(
+    rt: Runtime, submission: Submission, failed: list[TrackedFile]
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(subject, message, attributes) of the batch outcome notification (format in the README)."""
+    event_type = "batch.failed" if submission.state == BatchState.FAILED else "batch.completed"
+    bucket = rt.resources.require("results_bucket")
+    message = {
+        "eventType": event_type,
+        "submissionId": submission.submission_id,
+        "batchId": submission.batch_id,
+        "route": submission.route,
+        "processorType": submission.processor_type,
+        "processorId": submission.processor_id,
+        "status": submission.state,
+        "extendStatus": submission.extend_status,
+        "fileCount": submission.file_count,
+        "processedCount": submission.processed_count,
+        "failedCount": submission.failed_count,
+        "requeuedCount": submission.requeued_count,
+        "manifest": f"s3://{bucket}/{submission.manifest_key}" if submission.manifest_key else None,
+        "failedFiles": [
+            {
+                "key": f.key,
+                "versionId": f.version_id,
+                "failureReason": f.failure_reason,
+                "failureMessage": f.failure_message,
+            }
+            for f in failed[:MAX_FAILED_FILES_IN_MESSAGE]
+        ],
+        "failedFilesTruncated": len(failed) > MAX_FAILED_FILES_IN_MESSAGE,
+        "completedAt": submission.completed_at,
+    }
+    subject = (
+        f"batchdrop: batch {submission.state.lower()} on route {submission.route} "
+        f"({submission.processed_count} processed, {submission.failed_count} failed)"
+    )
+    attributes = {
+        "eventType": event_type,
+        "route": submission.route,
+        "processorType": submission.processor_type,
+        "status": submission.state,
+    }
+    return subject, message, attributes
+
+
+def notify_file(
+    rt: Runtime,
+    submission: Submission,
+    tracked: TrackedFile,
+    status: str,
+    run_id: str | None,
+    *,
+    result_key: str | None = None,
+    summary: dict[str, Any] | None = None,
+    reason: str | None = None,
+    message: str | None = None,
+) -> None:
+    """Per-file notification, when switched on. Best effort: the file is recorded whatever happens here."""
+    if not rt.settings.per_file_notifications:
+        return
+    event_type = f"file.{status.lower()}"
+    body = {
+        "eventType": event_type,
+        "fileId": tracked.file_id,
+        "bucket": tracked.bucket,
+        "key": tracked.key,
+        "versionId": tracked.version_id,
+        "route": submission.route,
+        "submissionId": submission.submission_id,
+        "batchId": submission.batch_id,
+        "runId": run_id,
+        "status": status,
+        "attempt": tracked.attempts,
+        "resultKey": result_key,
+        "resultSummary": summary,
+        "failureReason": reason,
+        "failureMessage": message,
+    }
+    attributes = {
+        "eventType": event_type,
+        "route": submission.route,
+        "processorType": submission.processor_type,
+        "status": status,
+    }
+    try:
+        rt.notify(f"batchdrop: {tracked.key} {status.lower()}", body, attributes)
+    except (BotoCoreError, ClientError):
+        logger.exception("per-file notification failed", extra={"fileId": tracked.file_id})

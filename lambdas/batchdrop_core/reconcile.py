@@ -1,0 +1,122 @@
+"""Reconciliation (scheduled): batches whose webhook never came are polled and, once finished, handed to
+the results worker; files that stay non-terminal longer than the SLA raise an operator alert.
+
+It changes no tracking state itself: a finished batch gets a collection request, which the results
+worker settles exactly as it settles a webhook's (design §3, I4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from batchdrop_core import timeutil
+from batchdrop_core.collect import search_runs_of_submission
+from batchdrop_core.extend import TERMINAL_BATCH_STATUSES, TERMINAL_RUN_STATUSES, ExtendError
+from batchdrop_core.observability import logger
+from batchdrop_core.runtime import Runtime
+from batchdrop_core.tracking import BatchState, Submission
+
+MAX_OVERDUE_LISTED = 20  # per route, in the alert; the counts cover the rest
+
+
+@dataclass
+class ReconcileOutcome:
+    polled: int = 0
+    collection_requested: list[str] = field(default_factory=list)  # submission ids
+    stuck_files: int = 0
+    overdue_batches: int = 0
+    stuck_by_route: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerted: bool = False
+
+
+def reconcile(rt: Runtime) -> ReconcileOutcome:
+    outcome = ReconcileOutcome()
+    now = timeutil.utc_now()  # through the module, so tests can move the clock
+    settings = rt.settings
+    grace_cutoff = timeutil.iso(now - timedelta(minutes=settings.webhook_grace_minutes))
+    sla_cutoff = timeutil.iso(now - timedelta(minutes=settings.file_sla_minutes))
+    for route in settings.routes:
+        overdue: list[Submission] = []
+        # Only submissions past at least one of the two limits matter here.
+        past_a_limit = max(grace_cutoff, sla_cutoff)
+        for submission in rt.batches.open_submissions(route.name, created_before=past_a_limit):
+            if submission.state == BatchState.SUBMITTED and submission.created_at < grace_cutoff:
+                poll_submission(rt, submission, outcome)
+            if submission.created_at < sla_cutoff:
+                overdue.append(submission)
+        queued = rt.files.count_queued_before(route.name, sla_cutoff)
+        if queued or overdue:
+            outcome.stuck_files += queued + sum(s.file_count for s in overdue)
+            outcome.overdue_batches += len(overdue)
+            outcome.stuck_by_route[route.name] = {
+                "queuedOverSla": queued,
+                "overdueSubmissions": [_describe(s) for s in overdue[:MAX_OVERDUE_LISTED]],
+                "overdueSubmissionCount": len(overdue),
+            }
+    if outcome.stuck_files:
+        alert_stuck_files(rt, outcome)
+    return outcome
+
+
+def poll_submission(rt: Runtime, submission: Submission, outcome: ReconcileOutcome) -> None:
+    """Ask for collection when Extend says the submission's batch is over."""
+    sid = submission.submission_id
+    outcome.polled += 1
+    try:
+        if submission.batch_id:
+            batch = rt.extend.get_batch_run(submission.batch_id)
+            if batch.status not in TERMINAL_BATCH_STATUSES:
+                return
+            request = {"batchId": submission.batch_id, "submissionId": sid, "source": "reconciler"}
+        else:
+            # Adopted without a batch id: its runs, found by their metadata, tell whether it is over.
+            runs = search_runs_of_submission(rt, submission)
+            if not runs or any(run.status not in TERMINAL_RUN_STATUSES for run in runs):
+                return
+            request = {"submissionId": sid, "source": "reconciler"}
+    except ExtendError as exc:
+        logger.warning(
+            "could not poll a batch; the next run tries again", extra={"submissionId": sid, "error": str(exc)}
+        )
+        return
+    rt.request_collection(request)
+    outcome.collection_requested.append(sid)
+    logger.info("finished batch without a webhook; collection requested", extra=request)
+
+
+def _describe(submission: Submission) -> dict[str, Any]:
+    return {
+        "submissionId": submission.submission_id,
+        "batchId": submission.batch_id,
+        "state": submission.state,
+        "createdAt": submission.created_at,
+        "fileCount": submission.file_count,
+    }
+
+
+def alert_stuck_files(rt: Runtime, outcome: ReconcileOutcome) -> None:
+    """One operator alert per reconciler run, whatever the number of stuck files."""
+    sla = rt.settings.file_sla_minutes
+    routes = sorted(outcome.stuck_by_route)
+    message = {
+        "eventType": "files.stuck",
+        "slaMinutes": sla,
+        "stuckFiles": outcome.stuck_files,
+        "overdueBatches": outcome.overdue_batches,
+        "routes": outcome.stuck_by_route,
+        "whatToDo": (
+            "QUEUED files: check whether the route is blocked (batchdrop status) and the submitter's DLQ. "
+            "Submitted batches: check the batch at Extend (batchdrop batch ID) and the results DLQ."
+        ),
+    }
+    attributes = {
+        "eventType": "files.stuck",
+        "status": "STUCK",
+        "route": routes[0] if len(routes) == 1 else "",
+    }
+    subject = f"batchdrop: {outcome.stuck_files} files not finished after {sla} minutes"
+    rt.notify(subject, message, attributes)
+    outcome.alerted = True
+    logger.warning("files stuck beyond the SLA", extra={"stuckFiles": outcome.stuck_files, "routes": routes})

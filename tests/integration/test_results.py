@@ -1,0 +1,357 @@
+"""Results collection against moto server and the Extend simulator, over real HTTP (design §5 I1, I4)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from batchdrop_core import timeutil
+from batchdrop_core.dynamo import to_item
+from batchdrop_core.extend import BatchInput, FileRef, ProcessorRef
+from batchdrop_core.runtime import Runtime
+from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
+from sandbox.aws import Deployment, subscribe_queue_to_topic
+from sandbox.pipeline import LocalPipeline
+from tests.conftest import make_settings, sim_batches
+from tests.integration.test_accumulator import all_files, upload
+
+INVOICE = "INVOICE\nInvoice Number: {n}\nTotal: {n}.50\n"
+
+
+# -- helpers shared with test_webhook.py ---------------------------------------------------------------
+
+
+def wait_until_finished(sim: Any, batches: int | None = None, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Every batch at the simulator is over and every webhook delivery settled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sim_batches(sim)
+        stats = httpx.get(f"{sim.base_url}/_sim/stats", timeout=10).json()
+        over = all(b["status"] in ("PROCESSED", "FAILED") for b in found)
+        if over and (batches is None or len(found) >= batches) and stats["webhooksPending"] == 0:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"batches not finished in {timeout}s: {sim_batches(sim)}")
+
+
+def request_collection_of_all(pipeline: LocalPipeline, sim: Any) -> None:
+    """What the webhooks would do; a batch asked for twice is a duplicate the worker must absorb."""
+    rt = pipeline.runtime("submitter")
+    for batch in sim_batches(sim):
+        rt.request_collection({"batchId": batch["id"], "source": "test"})
+
+
+def sim_stats(sim: Any) -> dict[str, Any]:
+    return httpx.get(f"{sim.base_url}/_sim/stats", timeout=10).json()
+
+
+def ok_gets(stats: dict[str, Any], path: str) -> int:
+    return stats["requests"].get(f"GET {path}", {}).get("200", 0)
+
+
+def result_objects(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """Every object under results/ with its JSON body and number of versions."""
+    s3 = deployment.session.client("s3")
+    bucket = deployment.resources.results_bucket
+    versions: Counter[str] = Counter()
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="results/"):
+        versions.update(v["Key"] for v in page.get("Versions", []))
+
+    def read(key: str) -> tuple[str, dict[str, Any]]:
+        body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return key, {**body, "_versions": versions[key]}
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return dict(pool.map(read, list(versions)))
+
+
+def manifest_lines(deployment: Deployment, submission: dict[str, Any]) -> list[dict[str, Any]]:
+    s3 = deployment.session.client("s3")
+    body = s3.get_object(Bucket=deployment.resources.results_bucket, Key=submission["manifestKey"])["Body"]
+    return [json.loads(line) for line in body.read().decode().splitlines()]
+
+
+def assert_bucket_and_table_agree(pipeline: LocalPipeline, deployment: Deployment) -> list[dict[str, Any]]:
+    """For every file: PROCESSED ⇔ exactly one result object, written for that file and run."""
+    files = all_files(pipeline)
+    objects = result_objects(deployment)
+    expected_keys = set()
+    for f in files:
+        key = f"results/{f['key']}/{f['versionId']}.json"
+        if f["status"] == FileStatus.PROCESSED:
+            expected_keys.add(key)
+            assert f["resultKey"] == key
+            stored = objects[key]
+            assert stored["_versions"] == 1, f"result of {f['fileId']} written {stored['_versions']} times"
+            assert stored["id"] == f["runId"] and stored["status"] == "PROCESSED"
+            assert stored["batchdrop"]["fileId"] == f["fileId"]
+            assert stored["batchdrop"]["submissionId"] == f["submissionId"]
+            assert f["resultSummary"]
+        else:
+            assert key not in objects, f"{f['fileId']} is {f['status']} but has a result"
+    assert set(objects) == expected_keys
+    return files
+
+
+def submissions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
+    from batchdrop_core.dynamo import from_item
+
+    rt = pipeline.runtime("submitter")
+    page = rt.client("dynamodb").scan(TableName=rt.resources.batches_table, ConsistentRead=True)
+    return sorted((from_item(i) for i in page["Items"]), key=lambda s: s["createdAt"])
+
+
+def notifications(deployment: Deployment, queue_url: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """(message, attributes) of every SNS message the subscribed queue received."""
+    sqs = deployment.session.client("sqs")
+    received = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return received
+        for m in messages:
+            envelope = json.loads(m["Body"])
+            attributes = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+            received.append((json.loads(envelope["Message"]), attributes))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def seed_submitted_batch(rt: Runtime, route_name: str, texts: list[str]) -> Submission:
+    """A submission as the submitter leaves it (Files SUBMITTED, Batches SUBMITTED, the batch at Extend),
+    built directly so a 1,000-file test spends its time on collection. Inputs are text, so the
+    simulator needs no downloads."""
+    route = rt.settings.route(route_name)
+    now = timeutil.now_iso()
+    sid = new_submission_id()
+    files = [
+        TrackedFile(
+            bucket=rt.resources.drop_bucket or "drop",
+            key=f"{route.prefix}seed/doc-{i:04d}.txt",
+            version_id=f"v{i:04d}",
+            status=FileStatus.SUBMITTED,
+            route=route.name,
+            processor_type=route.type,
+            processor_id=route.processor_id,
+            arrived_at=now,
+            queued_at=now,
+            submission_id=sid,
+            attempts=1,
+            submitted_at=now,
+        )
+        for i in range(len(texts))
+    ]
+    submission = Submission(sid, route.name, route.type, route.processor_id, BatchState.SUBMITTING, now)
+    submission.file_count = len(files)
+    rt.batches.create(submission)
+    inputs = [
+        BatchInput(
+            file=FileRef.from_text(text, name=f.key.rsplit("/", 1)[-1]),
+            metadata={"batchdrop": {"submissionId": sid, "fileId": f.file_id}},
+        )
+        for f, text in zip(files, texts, strict=True)
+    ]
+    batch = rt.extend.create_batch(route.type, ProcessorRef(id=route.processor_id), inputs)
+    client = rt.client("dynamodb")
+
+    def put(tracked: TrackedFile) -> None:
+        values = {**tracked.to_values(), "batchId": batch.id}
+        client.put_item(TableName=rt.resources.files_table, Item=to_item(values))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(put, files))
+    rt.batches.link_batch_id(sid, batch.id)
+    rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.SUBMITTED, submittedAt=now)
+    submission.batch_id = batch.id
+    return submission
+
+
+@pytest.fixture
+def pipeline_factory(deployment: Deployment, extend_sim: Any):
+    def build(**overrides: Any) -> LocalPipeline:
+        return LocalPipeline(make_settings(extend_sim.base_url, **overrides), deployment, intake_window=0.3)
+
+    return build
+
+
+# -- tests ----------------------------------------------------------------------------------------------
+
+
+def test_a_1000_run_batch_is_collected_completely_under_the_read_rate_through_a_429_storm(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given a finished 1,000-run batch: 940 processed, 50 failed for good, 10 failed retryably,
+    # and Extend enforcing the deployment's read rate of 100 GET/s
+    pipeline = pipeline_factory(readRateLimit=100)
+    extend_sim.configure(read_rps=100)
+    alerts = subscribe_queue_to_topic(deployment, f"{deployment.resources.drop_bucket}-alerts")
+    texts = [INVOICE.format(n=i) for i in range(940)]
+    texts += [f"SIMULATE_FAILURE:PARSING_ERROR doc {i}" for i in range(50)]
+    texts += [f"SIMULATE_FAILURE:INTERNAL_ERROR doc {i}" for i in range(10)]
+    submission = seed_submitted_batch(pipeline.runtime("results"), "invoices", texts)
+    wait_until_finished(extend_sim, batches=1)
+
+    # When the webhook's collection request is handled, and after 200 run GETs Extend answers the next
+    # 16 GETs with 429
+    storm = 16
+
+    def start_storm() -> None:
+        while ok_gets(sim_stats(extend_sim), "/extract_runs/{id}") < 200:
+            time.sleep(0.05)
+        extend_sim.faults.rate_limit_storm_requests = storm
+
+    pipeline.runtime("results").request_collection({"batchId": submission.batch_id, "source": "test"})
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as storm_thread:
+        storm_started = storm_thread.submit(start_storm)
+        pipeline.pump()
+        storm_started.result(timeout=1)
+    elapsed = time.monotonic() - started
+
+    # Then only the processed runs were read, one GET each, at this worker's share of the read rate
+    stats = sim_stats(extend_sim)
+    assert ok_gets(stats, "/extract_runs/{id}") == 940
+    assert stats["counters"]["rate_limited"] == storm, "a GET went over the read rate"
+    per_worker_rate = 100 / 2  # the results function runs two copies at once
+    assert elapsed >= 940 / per_worker_rate * 0.9
+
+    # And every file has its outcome: results stored, failures recorded, retryable ones queued again
+    files = assert_bucket_and_table_agree(pipeline, deployment)
+    assert Counter(f["status"] for f in files) == {"PROCESSED": 940, "FAILED": 50, "QUEUED": 10}
+    failed = [f for f in files if f["status"] == FileStatus.FAILED]
+    assert {f["failureReason"] for f in failed} == {"PARSING_ERROR"} and all(
+        f["failureMessage"] for f in failed
+    )
+    requeued = [f for f in files if f["status"] == FileStatus.QUEUED]
+    assert all(f["failureReason"] == "INTERNAL_ERROR" and f["attempts"] == 1 for f in requeued)
+    processed = next(f for f in files if f["status"] == FileStatus.PROCESSED)
+    assert processed["resultSummary"] == {"fieldCount": 2}
+
+    # And the batch is complete, with a manifest line per file and one notification
+    (record,) = submissions(pipeline)
+    assert record["state"] == BatchState.COMPLETED
+    assert (record["processedCount"], record["failedCount"], record["requeuedCount"]) == (940, 50, 10)
+    lines = manifest_lines(deployment, record)
+    assert len(lines) == 1000
+    assert Counter(line["status"] for line in lines) == {"PROCESSED": 940, "FAILED": 50, "REQUEUED": 10}
+    ((message, attributes),) = notifications(deployment, alerts)
+    assert attributes == {
+        "eventType": "batch.completed",
+        "route": "invoices",
+        "processorType": "extract",
+        "status": "COMPLETED",
+    }
+    assert message["batchId"] == submission.batch_id
+    assert (message["processedCount"], message["failedCount"], message["requeuedCount"]) == (940, 50, 10)
+    assert len(message["failedFiles"]) == 50 and not message["failedFilesTruncated"]
+
+
+def test_an_exhausted_time_budget_continues_in_new_invocations_without_duplicates(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given a finished 120-run batch, a read rate of 20 GET/s for the worker, and invocations that
+    # have about 2.5 s before the 60 s reserve
+    pipeline = pipeline_factory(readRateLimit=40)
+    alerts = subscribe_queue_to_topic(deployment, f"{deployment.resources.drop_bucket}-alerts")
+    submission = seed_submitted_batch(
+        pipeline.runtime("results"), "invoices", [INVOICE.format(n=i) for i in range(120)]
+    )
+    wait_until_finished(extend_sim, batches=1)
+    pipeline.results.timeout_seconds = 62.5
+
+    # When the batch is collected, together with a duplicate request
+    rt = pipeline.runtime("results")
+    for _ in range(2):
+        rt.request_collection({"batchId": submission.batch_id, "source": "test"})
+    pipeline.pump()
+
+    # Then it took several invocations, each run was read once, and each result written once
+    assert pipeline.results.invocations >= 4  # two requests, at least two continuations
+    assert ok_gets(sim_stats(extend_sim), "/extract_runs/{id}") == 120
+    files = assert_bucket_and_table_agree(pipeline, deployment)
+    assert {f["status"] for f in files} == {FileStatus.PROCESSED}
+    assert [s["state"] for s in submissions(pipeline)] == [BatchState.COMPLETED]
+    assert [m["eventType"] for m, _ in notifications(deployment, alerts)] == ["batch.completed"]
+
+
+def test_retryable_failures_are_retried_with_a_fresh_url_up_to_max_attempts_then_failed(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given files that always fail with a retryable reason, files that fail for good, and good files
+    pipeline = pipeline_factory(maxAttempts=3, maxWaitSeconds=1)
+    alerts = subscribe_queue_to_topic(deployment, f"{deployment.resources.drop_bucket}-alerts")
+    upload(deployment, [f"invoices/good-{i}.pdf" for i in range(6)])
+    upload(deployment, [f"invoices/flaky-{i}.pdf" for i in range(3)], body=b"SIMULATE_FAILURE:INTERNAL_ERROR")
+    upload(
+        deployment,
+        [f"invoices/bad-{i}.pdf" for i in range(3)],
+        body=b"SIMULATE_FAILURE:INVALID_CONFIGURATION",
+    )
+
+    # When the pipeline submits, collects, and submits what came back, until nothing is left
+    pipeline.pump()
+    for _ in range(4):
+        time.sleep(1.1)  # the requeued files wait maxWaitSeconds, like any other
+        pipeline.schedule("sweep")
+        pipeline.pump()
+        wait_until_finished(extend_sim)
+        request_collection_of_all(pipeline, extend_sim)
+        pipeline.pump()
+
+    # Then the retryable files went round three times, each time with a fresh presigned URL
+    batches = sim_batches(extend_sim)
+    assert [b["runCount"] for b in batches] == [12, 3, 3]
+    urls = {i["file"]["url"] for b in batches for i in b["inputs"] if "flaky-0" in i["file"]["url"]}
+    assert len(urls) == 3
+    files = {f["key"]: f for f in assert_bucket_and_table_agree(pipeline, deployment)}
+    for i in range(3):
+        flaky = files[f"invoices/flaky-{i}.pdf"]
+        assert (flaky["status"], flaky["attempts"], flaky["failureReason"]) == ("FAILED", 3, "INTERNAL_ERROR")
+        statuses = [h["status"] for h in flaky["history"]]
+        assert statuses == [
+            "QUEUED",
+            *["SUBMITTING", "SUBMITTED", "QUEUED"] * 2,
+            "SUBMITTING",
+            "SUBMITTED",
+            "FAILED",
+        ]
+        bad = files[f"invoices/bad-{i}.pdf"]
+        assert (bad["status"], bad["attempts"], bad["failureReason"]) == (
+            "FAILED",
+            1,
+            "INVALID_CONFIGURATION",
+        )
+        assert files[f"invoices/good-{i}.pdf"]["status"] == FileStatus.PROCESSED
+
+    # And each batch was announced once, with what went round again
+    messages = sorted(notifications(deployment, alerts), key=lambda m: m[0]["completedAt"])
+    assert [(m["requeuedCount"], m["failedCount"]) for m, _ in messages] == [(3, 3), (3, 0), (0, 3)]
+
+
+def test_the_reconciler_flags_files_beyond_the_sla_once_per_run(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three files that stay QUEUED (their route waits for more)
+    pipeline = pipeline_factory(fileSlaMinutes=5)
+    alerts = subscribe_queue_to_topic(deployment, f"{deployment.resources.drop_bucket}-alerts")
+    upload(deployment, [f"invoices/slow-{i}.pdf" for i in range(3)])
+    pipeline.intake.drain()
+    assert pipeline.schedule("reconcile")["stuckFiles"] == 0
+
+    # When the SLA has passed and the reconciler runs
+    later = timeutil.utc_now() + timedelta(minutes=6)
+    monkeypatch.setattr(timeutil, "utc_now", lambda: later)
+    result = pipeline.schedule("reconcile")
+
+    # Then they are flagged, with one operator alert
+    assert (result["stuckFiles"], result["alerted"]) == (3, True)
+    ((message, attributes),) = notifications(deployment, alerts)
+    assert attributes["eventType"] == "files.stuck" and attributes["route"] == "invoices"
+    assert message["routes"]["invoices"]["queuedOverSla"] == 3
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.QUEUED}

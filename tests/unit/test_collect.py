@@ -1,0 +1,140 @@
+"""Results collection rules that need no AWS: summaries, result keys, the retry policy, the message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from batchdrop_core.collect import (
+    MAX_FAILED_FILES_IN_MESSAGE,
+    CollectOutcome,
+    batch_message,
+    result_key,
+    settle_failure,
+    summarize,
+)
+from batchdrop_core.config import Resources, Settings
+from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
+
+ROUTE = {"name": "invoices", "prefix": "invoices/", "type": "extract", "processorId": "ex_abc"}
+
+
+def tracked(attempts: int = 1, key: str = "invoices/a.pdf") -> TrackedFile:
+    return TrackedFile(
+        bucket="drop",
+        key=key,
+        version_id="v1",
+        status=FileStatus.SUBMITTED,
+        route="invoices",
+        attempts=attempts,
+    )
+
+
+def submission(**overrides: Any) -> Submission:
+    values: dict[str, Any] = {
+        "submission_id": "sub_1",
+        "route": "invoices",
+        "processor_type": "extract",
+        "processor_id": "ex_abc",
+        "state": BatchState.SUBMITTED,
+        "created_at": "2026-11-28T10:00:00.000000Z",
+        "batch_id": "bpr_1",
+    }
+    return Submission(**{**values, **overrides})
+
+
+class FakeFiles:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def requeue(self, tracked: TrackedFile, submission_id: str, reason: str, message: str | None) -> bool:
+        self.calls.append(("requeue", {"reason": reason}))
+        return True
+
+    def record_outcome(self, tracked: TrackedFile, submission_id: str, **fields: Any) -> bool:
+        self.calls.append(("record", fields))
+        return True
+
+
+class FakeRuntime:
+    def __init__(self, **settings: Any) -> None:
+        self.settings = Settings.parse({"routes": [ROUTE], **settings}, "test")
+        self.resources = Resources(results_bucket="results")
+        self.files = FakeFiles()
+
+
+@pytest.mark.parametrize(
+    ("processor_type", "output", "summary"),
+    [
+        (
+            "classify",
+            {"id": "invoice", "type": "INVOICE", "confidence": 0.94},
+            {"type": "INVOICE", "confidence": 0.94},
+        ),
+        ("split", {"splits": [{"id": "s1"}, {"id": "s2"}]}, {"splitCount": 2}),
+        ("extract", {"value": {"a": 1, "b": None}, "metadata": {}}, {"fieldCount": 2}),
+        ("extract", {"invoice_number": {"value": "1"}, "total": {"value": 2}}, {"fieldCount": 2}),  # legacy
+        ("extract", None, None),
+    ],
+)
+def test_summaries_are_small_and_tolerant(processor_type: str, output: Any, summary: Any) -> None:
+    assert summarize(processor_type, output) == summary
+
+
+def test_result_keys_derive_from_the_source_key_alone() -> None:
+    assert (
+        result_key(tracked(key="invoices/ACME #1042+final.pdf"))
+        == "results/invoices/ACME #1042+final.pdf/v1.json"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "attempts", "expected"),
+    [
+        ("INTERNAL_ERROR", 1, "requeue"),
+        ("FAILED_TO_PROCESS_FILE", 2, "requeue"),  # e.g. an expired presigned URL: a fresh one next time
+        ("INTERNAL_ERROR", 3, "record"),  # maxAttempts reached
+        ("INVALID_CONFIGURATION", 1, "record"),
+        ("SOMETHING_NEW", 1, "record"),
+        ("MISSING_RUN", 2, "requeue"),  # never tried by Extend, whatever the configured reasons
+        ("MISSING_RUN", 3, "record"),
+    ],
+)
+def test_the_retry_policy(reason: str, attempts: int, expected: str) -> None:
+    rt = FakeRuntime(maxAttempts=3)
+    outcome = CollectOutcome()
+
+    settle_failure(rt, submission(), tracked(attempts), "exr_1", reason, "why", outcome)
+
+    ((call, fields),) = rt.files.calls
+    assert call == expected
+    if expected == "record":
+        assert fields["status"] == FileStatus.FAILED and fields["failure_reason"] == reason
+        assert outcome.counts["failed"] == 1
+    else:
+        assert outcome.requeued_routes == {"invoices"} and outcome.counts["requeued"] == 1
+
+
+def test_the_batch_message_names_its_outcome_in_attributes_and_caps_failed_files() -> None:
+    rt = FakeRuntime()
+    done = submission(
+        state=BatchState.FAILED,
+        extend_status="FAILED",
+        file_count=60,
+        failed_count=60,
+        manifest_key="manifests/x",
+    )
+    failed = [tracked(key=f"invoices/{i}.pdf") for i in range(60)]
+
+    subject, message, attributes = batch_message(rt, done, failed)
+
+    assert attributes == {
+        "eventType": "batch.failed",
+        "route": "invoices",
+        "processorType": "extract",
+        "status": "FAILED",
+    }
+    assert message["eventType"] == "batch.failed" and message["manifest"] == "s3://results/manifests/x"
+    assert len(message["failedFiles"]) == MAX_FAILED_FILES_IN_MESSAGE and message["failedFilesTruncated"]
+    assert len(subject) <= 100

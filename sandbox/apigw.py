@@ -133,7 +133,11 @@ def _make_request_handler(gateway: ApiGatewayServer) -> type[BaseHTTPRequestHand
             body = self.rfile.read(length)
             headers = {name: value for name, value in self.headers.items()}
             status, headers_out, data = gateway.invoke(self.command, self.path, headers, body)
-            self._reply(status, headers_out, data)
+            try:
+                self._reply(status, headers_out, data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The caller gave up waiting (Extend stops after 30 s); it will retry the delivery.
+                self.close_connection = True
 
         def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
             self.send_response(status)

@@ -6,8 +6,10 @@ settings mirror ``stacks`` so a local run behaves like ``cdk deploy``.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +39,7 @@ class MotoServer:
             [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -70,6 +73,13 @@ class MotoServer:
     def use_in_this_process(self) -> None:
         os.environ.update(self.environment())
         os.environ.pop("AWS_PROFILE", None)
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when whatever started it dies, killed or not (strictly: the starting
+    thread, so start it from a thread that lives as long as the server)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _free_port() -> int:

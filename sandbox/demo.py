@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from batchdrop_core.dynamo import from_item
+from batchdrop_core.observability import SERVICE
 from batchdrop_core.tracking import FileStatus
 from sandbox.documents import sample_files
 from sandbox.local import Sandbox, SandboxOptions
@@ -39,7 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running until Ctrl-C")
     parser.add_argument("--endpoints", type=Path, help="with --keep: write the endpoints JSON here")
     parser.add_argument(
-        "--max-wait", type=int, default=15, help="maxWaitSeconds: when a partial batch goes out (default 15)"
+        "--max-wait", type=int, default=120, help="maxWaitSeconds: when a partial batch goes out"
+    )
+    parser.add_argument(
+        "--log", type=Path, default=Path("demo-out/sandbox.log"), help="where the functions' logs go"
     )
     parser.add_argument("--json", type=Path, help="also write the summary as JSON to this path")
     parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
@@ -56,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def options_for(args: argparse.Namespace) -> SandboxOptions:
-    settings: dict[str, Any] = {"maxWaitSeconds": args.max_wait, "orphanGraceSeconds": 5}
+    # The simulator allows 50 reads/s (a Scale plan's budget is 25+); results collection uses 40 of them.
+    settings: dict[str, Any] = {"maxWaitSeconds": args.max_wait, "orphanGraceSeconds": 5, "readRateLimit": 40}
     if args.extend_url:
         # A machine without a public address gets no webhooks: upload the bytes, and let the reconciler
         # poll batches after a minute.
@@ -67,6 +73,7 @@ def options_for(args: argparse.Namespace) -> SandboxOptions:
         extend_url=args.extend_url,
         api_key=args.api_key,
         reconcile_interval=15.0,
+        read_rps=50.0,
     )
 
 
@@ -201,6 +208,17 @@ def print_summary(console: Console, summary: dict[str, Any], sandbox: Sandbox) -
     )
 
 
+def send_logs_to(path: Path) -> None:
+    """The functions log JSON lines (Powertools); in a terminal demo they go to a file instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(SERVICE)
+    to_file = logging.FileHandler(path, mode="w", encoding="utf-8")
+    for handler in list(log.handlers):
+        to_file.setFormatter(handler.formatter)
+        log.removeHandler(handler)
+    log.addHandler(to_file)
+
+
 def _stop_on_sigterm() -> None:
     # `kill` (SIGTERM) must stop the sandbox too, or the moto server process would outlive the demo.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -209,6 +227,7 @@ def _stop_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _stop_on_sigterm()
+    send_logs_to(args.log)
     console = Console()
     files = sample_files(args.files) if args.files else []
     extend = f"Extend at {args.extend_url}" if args.extend_url else "the Extend simulator"
@@ -219,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(
             f"  webhook: {sandbox.webhook_url}   drop bucket: {sandbox.deployment.resources.drop_bucket}"
         )
+        console.print(f"  function logs: {args.log}")
         started = time.monotonic()
         finished = watch(sandbox, len(files), args.timeout, console, files) if files else True
         summary = summarize(sandbox, time.monotonic() - started)

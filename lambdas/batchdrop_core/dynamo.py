@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -129,6 +130,12 @@ def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
             kwargs["Limit"] = limit - seen
 
 
-def is_condition_failure(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code == "ConditionalCheckFailedException"
+def conditional_write(operation: Callable[..., Any], **kwargs: Any) -> bool:
+    """Run a conditional PutItem/UpdateItem; False (not an error) when its condition does not hold."""
+    try:
+        operation(**kwargs)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

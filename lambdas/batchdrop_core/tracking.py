@@ -19,8 +19,8 @@ from typing import Any
 
 from batchdrop_core.dynamo import (
     UpdateBuilder,
+    conditional_write,
     from_item,
-    is_condition_failure,
     query_all,
     serialize,
     to_item,
@@ -216,17 +216,12 @@ class FileStore:
         if tracked.status == FileStatus.REJECTED:
             values["problemRoute"] = tracked.route or UNROUTED
             values["problemAt"] = tracked.arrived_at
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=to_item(values),
-                ConditionExpression="attribute_not_exists(fileKey)",
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.client.put_item,
+            TableName=self.table,
+            Item=to_item(values),
+            ConditionExpression="attribute_not_exists(fileKey)",
+        )
 
     def get(self, bucket: str, key: str, version_id: str) -> TrackedFile | None:
         response = self.client.get_item(
@@ -316,13 +311,9 @@ class FileStore:
             return list(pool.map(function, files))
 
     def _conditional_update(self, tracked: TrackedFile, update: UpdateBuilder, condition: str) -> bool:
-        try:
-            self.client.update_item(TableName=self.table, Key=tracked.item_key(), **update.kwargs(condition))
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.client.update_item, TableName=self.table, Key=tracked.item_key(), **update.kwargs(condition)
+        )
 
     def claim(self, files: Iterable[TrackedFile], submission_id: str) -> list[TrackedFile]:
         """Move QUEUED files into a submission; returns the ones claimed (others moved on meanwhile)."""
@@ -681,15 +672,12 @@ class BatchStore:
         return [Submission.from_values(v) for v in query_all(self.client, **kwargs)]
 
     def update(self, submission_id: str, update: UpdateBuilder, condition: str | None = None) -> bool:
-        try:
-            self.client.update_item(
-                TableName=self.table, Key=self._key(submission_id), **update.kwargs(condition)
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.client.update_item,
+            TableName=self.table,
+            Key=self._key(submission_id),
+            **update.kwargs(condition),
+        )
 
     def transition(
         self, submission_id: str, from_states: Iterable[str], to_state: str, **attributes: Any
@@ -781,21 +769,14 @@ class StateStore:
     def claim_event(self, event_id: str, ttl_seconds: int = 7 * 24 * 3600) -> bool:
         """True the first time an event id is seen (within its TTL)."""
         now = int(time.time())
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=to_item(
-                    {"pk": f"WEBHOOK#{event_id}", "expiresAt": now + ttl_seconds, "seenAt": now_iso()}
-                ),
-                # TTL deletes lazily, so an expired item may still be there: treat it as absent.
-                ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
-                ExpressionAttributeValues={":now": serialize(now)},
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.client.put_item,
+            TableName=self.table,
+            Item=to_item({"pk": f"WEBHOOK#{event_id}", "expiresAt": now + ttl_seconds, "seenAt": now_iso()}),
+            # TTL deletes lazily, so an expired item may still be there: treat it as absent.
+            ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
+            ExpressionAttributeValues={":now": serialize(now)},
+        )
 
     def release_event(self, event_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key={"pk": serialize(f"WEBHOOK#{event_id}")})
@@ -816,28 +797,20 @@ class StateStore:
         update.value("sameReason", reason)
         update.value("yes", True)
         condition = "attribute_not_exists(#blocked) OR #blocked <> :yes OR #blockedReason <> :sameReason"
-        try:
-            self.client.update_item(
-                TableName=self.table, Key={"pk": serialize(f"ROUTE#{route}")}, **update.kwargs(condition)
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.client.update_item,
+            TableName=self.table,
+            Key={"pk": serialize(f"ROUTE#{route}")},
+            **update.kwargs(condition),
+        )
 
     def unblock_route(self, route: str) -> bool:
         """Clear a block; True when the route was blocked."""
         update = UpdateBuilder().set("blocked", False).set("unblockedAt", now_iso())
         update.value("yes", True)
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": serialize(f"ROUTE#{route}")},
-                **update.kwargs("#blocked = :yes"),
-            )
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.client.update_item,
+            TableName=self.table,
+            Key={"pk": serialize(f"ROUTE#{route}")},
+            **update.kwargs("#blocked = :yes"),
+        )

@@ -105,9 +105,10 @@ def watch(sandbox: Sandbox, expected: int, timeout: float, console: Console, upl
                 tracked = sum(counts.values())
                 sent = tracked - counts[FileStatus.QUEUED] - counts[FileStatus.REJECTED]
                 terminal = sum(counts[s] for s in FileStatus.TERMINAL)
-                progress.update(queued, completed=tracked)
-                progress.update(submitted, completed=sent + counts[FileStatus.REJECTED])
-                progress.update(done, completed=terminal)
+                # Each status is counted by its own scan, so a file moving between scans may count twice.
+                progress.update(queued, completed=min(tracked, expected))
+                progress.update(submitted, completed=min(sent + counts[FileStatus.REJECTED], expected))
+                progress.update(done, completed=min(terminal, expected))
                 if uploading.done() and terminal >= expected:
                     uploading.result()
                     return True
@@ -208,15 +209,20 @@ def print_summary(console: Console, summary: dict[str, Any], sandbox: Sandbox) -
     )
 
 
-def send_logs_to(path: Path) -> None:
-    """The functions log JSON lines (Powertools); in a terminal demo they go to a file instead."""
+def send_logs_to(path: Path) -> Console:
+    """The functions' output (JSON log lines, EMF metric blobs on stdout) goes to a file, as it would go
+    to CloudWatch; the returned console writes to the terminal."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = path.open("w", encoding="utf-8", buffering=1)
     log = logging.getLogger(SERVICE)
-    to_file = logging.FileHandler(path, mode="w", encoding="utf-8")
-    for handler in list(log.handlers):
-        to_file.setFormatter(handler.formatter)
-        log.removeHandler(handler)
-    log.addHandler(to_file)
+    handler = logging.StreamHandler(to_file)
+    for existing in list(log.handlers):
+        handler.setFormatter(existing.formatter)
+        log.removeHandler(existing)
+    log.addHandler(handler)
+    terminal = Console(file=sys.stdout)
+    sys.stdout = to_file
+    return terminal
 
 
 def _stop_on_sigterm() -> None:
@@ -227,8 +233,7 @@ def _stop_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _stop_on_sigterm()
-    send_logs_to(args.log)
-    console = Console()
+    console = send_logs_to(args.log)
     files = sample_files(args.files) if args.files else []
     extend = f"Extend at {args.extend_url}" if args.extend_url else "the Extend simulator"
     console.print(f"Starting the sandbox (moto server, {extend})…")

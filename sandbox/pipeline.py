@@ -32,8 +32,6 @@ def handler_environment(settings: Settings, deployment: Deployment) -> dict[str,
         "POWERTOOLS_SERVICE_NAME": "batchdrop",
         "POWERTOOLS_METRICS_NAMESPACE": "Batchdrop",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        # No CloudWatch here: EMF metric blobs on stdout would only bury the logs.
-        "POWERTOOLS_METRICS_DISABLED": "true",
     }
 
 

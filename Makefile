@@ -8,11 +8,12 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install lint test test-fast demo synth bench reliability clean
+.PHONY: help install lint test test-slow test-fast demo synth bench reliability clean
 
 help:
 	@echo "make demo         run the whole pipeline locally (moto server + Extend simulator)"
-	@echo "make test         lint + the whole test suite (unit, integration, infra, e2e)"
+	@echo "make test         lint + the test suite (unit, integration, infra, cli, e2e)"
+	@echo "make test-slow    the tests marked slow (the short fault-injection run)"
 	@echo "make synth        synthesize the CDK app into cdk.out with bundled Lambda assets"
 	@echo "make bench        run the benchmarks and rewrite docs/benchmarks.md"
 	@echo "make reliability  the long fault-injection run"
@@ -32,7 +33,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+test-slow: install
+	$(PY) -m pytest -m slow
 
 test-fast: install
 	$(PY) -m pytest -x -q -m "not slow"

@@ -1,20 +1,32 @@
-"""Run moto's server, with two performance fixes for queues that hold thousands of messages.
+"""Run moto's server, with two performance fixes for queues that hold thousands of messages, and two S3
+rules that real S3 enforces and moto does not.
 
 moto 5 reads a queue's attributes on every SendMessage and for every received message; each read counts
 the queue's messages, asking each one for the time through a slow datetime round trip. With the
 3,000-message arrivals queue of a burst, a send or receive took tens of milliseconds to a second.
 The fixes: take "now" from ``time.time()`` (what moto computes, without the datetime detour) and read
 the retention period directly. Behaviour is unchanged. ``sandbox.aws.MotoServer`` runs this module.
+
+The S3 rules (``s3_refusal``): a presigned URL is refused once it has expired (403 AccessDenied "Request
+has expired"), so "the URL expired before Extend fetched it" can happen here as it does on AWS; and an
+object key longer than 1,024 bytes is refused (400 KeyTooLongError). And one S3 fix: ListObjectVersions
+honours ``encoding-type=url`` (moto wrote keys raw, so one key with a control character, which XML 1.0
+cannot carry, made every version listing of its bucket fail with 500).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote_to_bytes, urlsplit
 
+import moto.server as moto_server
 import moto.sqs.models as sqs_models
+from moto.core.responses import ActionResult
 from moto.core.utils import unix_time
-from moto.server import main
+from moto.s3.responses import S3Response
 
 _moto_unix_time_millis = sqs_models.unix_time_millis
 
@@ -32,5 +44,84 @@ def _retained(self: sqs_models.SQSBackend, queue_name: str, message: sqs_models.
 sqs_models.unix_time_millis = _unix_time_millis
 sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _retained  # type: ignore[method-assign]
 
+S3_MAX_KEY_BYTES = 1024
+
+
+def _s3_error(status: str, code: str, message: str) -> tuple[str, bytes]:
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+    body += "</Error>"
+    return status, body.encode("utf-8")
+
+
+def _presigned_expiry(query: dict[str, list[str]]) -> float | None:
+    """When a presigned S3 URL stops working (epoch seconds), or None when the URL is not presigned."""
+    if "Signature" in query and "Expires" in query:  # SigV2 query auth: Expires is an epoch time
+        return float(query["Expires"][0])
+    credential = query.get("X-Amz-Credential", [""])[0]
+    if "X-Amz-Expires" in query and "X-Amz-Date" in query and "/s3/" in credential:
+        signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return signed.timestamp() + float(query["X-Amz-Expires"][0])
+    return None
+
+
+def s3_refusal(environ: dict[str, Any], now: float) -> tuple[str, bytes] | None:
+    """The error real S3 would answer and moto does not, or None to let moto handle the request."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+    parts = urlsplit(raw)
+    query = parse_qs(parts.query)
+    try:
+        expires = _presigned_expiry(query)
+    except ValueError:
+        expires = None
+    if expires is not None and now > expires:
+        return _s3_error("403 Forbidden", "AccessDenied", "Request has expired")
+    is_s3_call = "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", "")
+    if is_s3_call and environ.get("REQUEST_METHOD") in ("PUT", "POST"):
+        path = unquote_to_bytes(parts.path).lstrip(b"/")
+        _bucket, _, key = path.partition(b"/")
+        if len(key) > S3_MAX_KEY_BYTES:
+            return _s3_error("400 Bad Request", "KeyTooLongError", "Your key is too long")
+    return None
+
+
+class _RealisticS3Dispatcher(moto_server.DomainDispatcherApplication):
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        refusal = s3_refusal(environ, time.time())
+        if refusal is None:
+            return super().__call__(environ, start_response)
+        status, body = refusal
+        start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+moto_server.DomainDispatcherApplication = _RealisticS3Dispatcher  # main() builds its app from this name
+
+_moto_list_object_versions = S3Response.list_object_versions
+_ENCODED_FIELDS = ("Delimiter", "KeyMarker", "NextKeyMarker", "Prefix")
+
+
+def _list_object_versions(self: S3Response) -> Any:
+    if self.querystring.get("encoding-type", [None])[0] != "url":
+        return _moto_list_object_versions(self)
+    serialize = self.serialized
+
+    def serialized(action_result: ActionResult) -> Any:
+        result: Any = action_result.result
+        for entry in [*result.get("Versions", []), *result.get("DeleteMarkers", [])]:
+            entry["Key"] = quote(entry["Key"], safe="/")
+        for entry in result.get("CommonPrefixes", []):
+            entry["Prefix"] = quote(entry["Prefix"], safe="/")
+        for name in _ENCODED_FIELDS:
+            if result.get(name):
+                result[name] = quote(result[name], safe="/")
+        result["EncodingType"] = "url"
+        return serialize(action_result)
+
+    self.serialized = serialized  # type: ignore[method-assign]  # one S3Response per request
+    return _moto_list_object_versions(self)
+
+
+S3Response.list_object_versions = _list_object_versions  # type: ignore[method-assign]
+
 if __name__ == "__main__":
-    main()
+    moto_server.main()

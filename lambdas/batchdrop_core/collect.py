@@ -12,6 +12,7 @@ Collection requests (the results queue's message body, JSON):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
@@ -49,6 +50,8 @@ TIME_RESERVE_SECONDS = 60.0
 LOOKUP_PAGE_SIZE = 10
 # SNS messages are limited to 256 KB; the manifest lists every file.
 MAX_FAILED_FILES_IN_MESSAGE = 50
+MAX_S3_KEY_BYTES = 1024
+LONG_KEYS_FOLDER = "_long-keys"  # results of source keys too long to nest under results/
 
 OPEN_FILE_STATUSES = (FileStatus.SUBMITTED, FileStatus.SUBMITTING)
 # A file Extend made no run for was never tried: it goes round again whatever the configured reasons.
@@ -296,8 +299,15 @@ def fetch_processed_runs(
 
 
 def result_key(tracked: TrackedFile) -> str:
-    """Where a file's result lives: derived from the source key alone, so users can find it."""
-    return f"results/{tracked.key}/{tracked.version_id}.json"
+    """Where a file's result lives: derived from the source key alone, so users can find it.
+
+    S3 keys stop at 1,024 bytes, so a source key near that limit cannot be nested under ``results/``;
+    its result goes under a digest of the key instead (the Files item's resultKey says where)."""
+    key = f"results/{tracked.key}/{tracked.version_id}.json"
+    if len(key.encode("utf-8")) <= MAX_S3_KEY_BYTES:
+        return key
+    digest = hashlib.sha256(tracked.key.encode("utf-8")).hexdigest()
+    return f"results/{LONG_KEYS_FOLDER}/{digest}/{tracked.version_id}.json"
 
 
 def manifest_key(submission: Submission) -> str:
@@ -335,12 +345,22 @@ def store_result(
         "attempt": tracked.attempts,
         "collectedAt": now_iso(),
     }
-    rt.client("s3").put_object(
-        Bucket=rt.resources.require("results_bucket"),
-        Key=key,
-        Body=json.dumps(document).encode("utf-8"),
-        ContentType="application/json",
-    )
+    try:
+        # Written at most once: a try that stopped after this put and before the Files update below
+        # (a crash, a timeout) must not leave a second version of the result behind (I4).
+        rt.client("s3").put_object(
+            Bucket=rt.resources.require("results_bucket"),
+            Key=key,
+            Body=json.dumps(document).encode("utf-8"),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise
+        # Only PROCESSED runs are written, and a file is PROCESSED once: the object there is this run's
+        # result, stored by the earlier try. Record it.
+        logger.info("result already stored by an earlier try", extra={"fileId": tracked.file_id})
     summary = summarize(submission.processor_type, run.output)
     recorded = rt.files.record_outcome(
         tracked,

@@ -61,7 +61,9 @@ def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]
 
 # Files: one item per S3 object version. fileKey = "<bucket>/<key>", versionId = the S3 version id.
 FILES_QUEUED_INDEX = IndexSpec("queued", "queuedShard", "queuedAt")  # sparse: only QUEUED files
-FILES_SUBMISSION_INDEX = IndexSpec("bySubmission", "submissionId", "fileKey")  # files of one batch
+# Files of one batch. No sort key: an index sort key is limited to 1,024 bytes, and fileKey
+# ("<bucket>/<key>") is longer than that for the longest S3 keys, so such a file could never be written.
+FILES_SUBMISSION_INDEX = IndexSpec("bySubmission", "submissionId")
 FILES_PROBLEMS_INDEX = IndexSpec("problems", "problemRoute", "problemAt")  # sparse: FAILED/REJECTED
 FILES = TableSpec(
     construct_id="Files",

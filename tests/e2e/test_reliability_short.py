@@ -1,0 +1,56 @@
+"""The short fault-injection run (issue 7 §1): a few hundred files, every fault kind, every invariant.
+
+``make reliability`` runs the long version (5,000 files); docs/reliability.md defines each check.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sandbox.reliability import ALL_FAULT_KINDS, run, short_options
+from tests.e2e.test_e2e import assert_logs_hold_no_secret
+
+pytestmark = pytest.mark.slow
+
+# Effects counted by the simulator rather than by the run's own injection points.
+OBSERVED_EFFECTS = (
+    "http_5xx",
+    "http_429",
+    "webhook_duplicated",
+    "webhook_reordered",
+    "expired_url_downloads_refused",
+)
+ADVERSARIAL_MESSAGES = (
+    "s3_test_event",
+    "object_removed_event",
+    "foreign_bucket_event",
+    "object_deleted_before_intake",
+    "malformed_sqs_body",
+    "duplicate_s3_notification",
+)
+
+
+def test_every_fault_kind_is_injected_and_every_invariant_holds(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    log_path = tmp_path / "short.log"
+    report = run(short_options(log_path=log_path, progress=False))
+
+    faults = report["faults"]
+    missing = [
+        kind for kind in (*ALL_FAULT_KINDS, *OBSERVED_EFFECTS, *ADVERSARIAL_MESSAGES) if not faults.get(kind)
+    ]
+    assert not missing, f"fault kinds never injected: {missing}"
+    assert report["finished"], "not every file reached a terminal state in time"
+    assert report["violationCount"] == 0, json.dumps(report["violations"], indent=1)
+    # The faults did bite: ambiguous submissions were adopted, and files went round again
+    assert report["batches"]["adopted"] >= 1
+    assert report["files"]["requeues"].get("FAILED_TO_PROCESS_FILE", 0) >= 1  # the expired URLs
+    assert report["dlq"]["arrivals"] == 2  # exactly the two malformed bodies
+    # Crashes, forged webhooks and a revoked key log their errors: still no secret and no signature
+    logs = log_path.read_text(encoding="utf-8") + "".join(capfd.readouterr())
+    assert "webhook rejected" in logs and "SimulatedCrash" in logs
+    assert_logs_hold_no_secret(logs)

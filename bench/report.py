@@ -1,0 +1,140 @@
+"""docs/benchmarks.md from the sections of one run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from bench.common import Row, Section, Table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOC = REPO_ROOT / "docs" / "benchmarks.md"
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()  # noqa: S607
+    except (OSError, subprocess.CalledProcessError):
+        nproc = str(os.cpu_count())
+    try:
+        memory_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if "MemTotal" in line
+        )
+        memory = f"{memory_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        memory = "unknown"
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return {
+        "cpus (nproc)": nproc,
+        "cpu model": cpu,
+        "memory": memory,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "boto3 / moto / powertools": (
+            f"{version('boto3')} / {version('moto')} / {version('aws-lambda-powertools')}"
+        ),
+    }
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _rows(rows: list[Row]) -> list[str]:
+    return _table(
+        ["figure", "measured", "baseline", "ratio", "target", "met?"],
+        [[r.figure, r.value, r.baseline, r.ratio, r.target, r.met] for r in rows],
+    )
+
+
+def _extra(table: Table) -> list[str]:
+    return [f"*{table.caption}*", "", *_table(table.headers, table.rows), ""]
+
+
+def write(
+    sections: list[Section],
+    *,
+    quick: bool,
+    started: datetime,
+    seconds: float,
+    info: dict[str, str],
+    summary: list[str],
+    path: Path = DOC,
+) -> Path:
+    lines = [
+        "# batchdrop benchmarks"
+        + (" — QUICK RUN (reduced sizes; not the reference figures)" if quick else ""),
+        "",
+        "Written by `make bench` (`python -m bench"
+        + (" --quick" if quick else "")
+        + "`); every figure below comes from the run described here. Rerun it to refresh the page.",
+        "Everything ran on loopback: moto server (its own process) for AWS, the Extend simulator, and the",
+        "real handlers under the sandbox's Lambda runtime (event source emulation with parallel pollers).",
+        "Ratios compare with a baseline measured in the same process during the same run; repeated",
+        "measurements are given as median (min-max, n=runs).",
+        "",
+        "## Run",
+        "",
+        *_table(
+            ["", ""],
+            [
+                ["date (UTC)", started.strftime("%Y-%m-%d %H:%M")],
+                ["mode", "quick (`--quick`)" if quick else "full"],
+                ["duration", f"{seconds / 60:.1f} min"],
+                *[[k, v] for k, v in info.items()],
+            ],
+        ),
+        "",
+        "## Summary",
+        "",
+        *summary,
+        "",
+    ]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        if section.setup:
+            lines += [f"Setup: {section.setup}", ""]
+        if section.rows:
+            lines += [*_rows(section.rows), ""]
+        for table in section.tables:
+            lines += _extra(table)
+        if section.notes:
+            lines += ["Notes:", ""]
+            lines += [f"- {note}" for note in section.notes]
+            lines.append("")
+        lines += [f"<sub>section took {section.seconds:.0f} s</sub>", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running until Ctrl-C")
     parser.add_argument("--endpoints", type=Path, help="with --keep: write the endpoints JSON here")
     parser.add_argument(
-        "--max-wait", type=int, default=120, help="maxWaitSeconds: when a partial batch goes out"
+        "--max-wait", type=int, default=300, help="maxWaitSeconds: when a partial batch goes out"
     )
     parser.add_argument(
         "--log", type=Path, default=Path("demo-out/sandbox.log"), help="where the functions' logs go"
@@ -100,6 +100,7 @@ def watch(sandbox: Sandbox, expected: int, timeout: float, console: Console, upl
         with ThreadPoolExecutor(max_workers=1) as pool:
             uploading = pool.submit(upload, sandbox, upload_files, progress, uploaded)
             deadline = time.monotonic() + timeout
+            flushed = False
             while time.monotonic() < deadline:
                 counts = sandbox.count_files()
                 tracked = sum(counts.values())
@@ -112,8 +113,19 @@ def watch(sandbox: Sandbox, expected: int, timeout: float, console: Console, upl
                 if uploading.done() and terminal >= expected:
                     uploading.result()
                     return True
+                if uploading.done() and tracked >= expected and not flushed:
+                    # Everything has arrived: do what an operator would (`batchdrop flush`) rather than
+                    # wait maxWaitSeconds for the last, partial batch of each route.
+                    flush_all_routes(sandbox)
+                    flushed = True
                 time.sleep(1.0)
     return False
+
+
+def flush_all_routes(sandbox: Sandbox) -> None:
+    runtime = sandbox.pipeline.runtime("submitter")
+    for route in sandbox.settings.routes:
+        runtime.request_flush(route.name, reason="demo: every file has arrived", force=True)
 
 
 def summarize(sandbox: Sandbox, elapsed: float) -> dict[str, Any]:

@@ -83,6 +83,8 @@ def pipeline_factory(deployment: Deployment, extend_sim: Any):
     return build
 
 
+# 2,800 files through moto take about two minutes on an idle 2-core machine; allow for a busy one.
+@pytest.mark.timeout(900)
 def test_routes_become_full_batches_and_the_remainder_waits_for_max_wait(
     deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

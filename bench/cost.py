@@ -237,8 +237,8 @@ def run(shared: dict[str, Any], sections: dict[str, Section]) -> Section:
         )
     ]
     section.notes = [
-        "Quantities come from the sandbox run; the reconciler's requests (sweep every 2 s here, every "
-        "minute on AWS; reconcile every 10 s here, 5 minutes on AWS) follow the clock, not the files, and "
+        "Quantities come from the sandbox run; the reconciler's requests (the sweep and reconcile "
+        "schedules: every minute and every 5 minutes on AWS) follow the clock, not the files, and "
         "are left out; Lambda GB-seconds use the handler wall times measured there "
         "against moto (slower than DynamoDB/S3 and sharing 2 cores), so that line is an upper bound. "
         "Idle event-source polling, the two schedules, alarms, storage (results bucket, tables), secrets' "

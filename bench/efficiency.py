@@ -53,9 +53,13 @@ ESM_POLLERS = 5
 MAX_WAIT_SECONDS = 900  # longer than any route's arrival span here, so I2 promises ⌈N/1000⌉
 TRICKLE_FILES_PER_SECOND = 20.0
 PAUSE_SECONDS = 4.0
-SWEEP_INTERVAL = 2.0  # the sandbox's sweep cadence (every minute on AWS)
+# The flush sweep and the reconciler run every minute and every 5 minutes on AWS; the sandbox's defaults
+# (2 s, 10 s) make moto answer a dozen GSI queries a second, each of which scans the whole Files table in
+# moto, which slows everything else in a 10,000-file run. These are closer to AWS and still short.
+SWEEP_INTERVAL = 10.0
+RECONCILE_INTERVAL = 30.0
 
-FULL_COUNTS = {"invoices": 4500, "documents": 3300, "packets": 2200}
+FULL_COUNTS = {"invoices": 2250, "documents": 1650, "packets": 1100}
 QUICK_COUNTS = {"invoices": 150, "documents": 90, "packets": 60}
 # (kind, share of the files): bursts go as fast as the uploaders can, trickles at a steady slow rate,
 # with pauses between phases so the pollers fall idle, as between real drops.
@@ -220,6 +224,8 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
         read_rps=0,
         files_per_minute=0,
         intake_pollers=ESM_POLLERS,
+        sweep_interval=SWEEP_INTERVAL,
+        reconcile_interval=RECONCILE_INTERVAL,
         name_prefix="run",
     )
     real_utc_now = timeutil.utc_now
@@ -449,7 +455,18 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
         route: (timeutil.parse_iso(max(s)) - timeutil.parse_iso(min(s))).total_seconds()
         for route, s in arrivals.items()
     }
+    size_note = (
+        []
+        if total >= 10_000 or quick
+        else [
+            f"The issue asks for 10,000 files; `make bench` runs {total:,} by default because moto answers "
+            "each query on a secondary index by scanning the whole Files table, so the sandbox's cost per "
+            "file grows with the table and a 10,000-file run takes far longer than the ~15 minutes budgeted "
+            "for `make bench` on 2 shared cores. `python -m bench --files 10000` runs the issue's size."
+        ]
+    )
     section.notes = [
+        *size_note,
         f"Every route's files were taken in (arrivedAt) within {max(spans.values()):.0f} s of each other, "
         f"under maxWaitSeconds = {MAX_WAIT_SECONDS} s, so I2 promises exactly ⌈N/1000⌉ submissions. "
         f"The intake finished {intake_done:.0f} s after the first upload and the full batches were out "
@@ -501,6 +518,8 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
         "offsets": {"arrivedAt": _last_offset(files_table, "arrivedAt", started_at)},
         "arrival_span": arrival_span,
         "max_wait": MAX_WAIT_SECONDS,
+        "sweep": SWEEP_INTERVAL,
+        "reconcile": RECONCILE_INTERVAL,
     }
     progress(f"efficiency: batchdrop {ours_total} submissions (ideal {expected}), naive {naive_total}")
     return section, {"latency": latency, "run": run_data, "efficiency": section.data}

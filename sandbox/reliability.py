@@ -72,7 +72,7 @@ class RunOptions:
     max_wait: int = 5  # maxWaitSeconds
     upload_seconds: float = 90.0  # uploads are spread in waves over this long
     faults: bool = True
-    fault_interval: float = 3.0  # seconds between fault rounds
+    fault_interval: float = 3.0  # a round per new batch at Extend, at most one per this many seconds
     fault_rounds: int | None = None  # rounds in all (None: no limit)
     fault_seconds: float | None = 420.0  # rounds stop this long after they started (None: no limit)
     rare_every: int = 2  # faults that fail a whole batch come in one pass of the rotation out of this many
@@ -84,10 +84,14 @@ class RunOptions:
     storm_seconds: float = 4.0
     read_rate: float = 100.0  # readRateLimit and the simulator's read limit
     reconcile_interval: float = 10.0
+    # The sweep's queue-depth queries make moto walk the whole Files table; once a second would spend
+    # much of moto's time on them in a 5,000-file run (AWS sweeps once a minute).
+    sweep_interval: float = 3.0
+    progress_interval: float = 15.0  # seconds between the run's own (full-table) progress scans
     failure_share: float = 0.01  # files whose content asks Extend to fail them (PARSING_ERROR)
     exhausted_share: float = 0.005  # files that fail retryably every time (INTERNAL_ERROR)
     adversarial: bool = True
-    timeout: float = 1500.0
+    timeout: float = 2400.0
     progress: bool = True
     log_path: Path | None = None
 
@@ -99,7 +103,7 @@ def short_options(**overrides: Any) -> RunOptions:
         "batch_size": 25,
         "max_wait": 3,
         "upload_seconds": 12.0,
-        "fault_interval": 2.0,
+        "fault_interval": 1.0,
         "fault_rounds": len(ROUND_KINDS),
         "fault_seconds": None,
         "rare_every": 1,
@@ -110,6 +114,8 @@ def short_options(**overrides: Any) -> RunOptions:
         "revoke_seconds": 4.0,
         "storm_seconds": 3.0,
         "reconcile_interval": 5.0,
+        "sweep_interval": 1.0,
+        "progress_interval": 5.0,
         "failure_share": 0.02,
         "exhausted_share": 0.01,
         "timeout": 300.0,
@@ -401,6 +407,7 @@ class FaultInjector:
             pass
         round_number = 0
         next_round = time.monotonic()
+        batches_seen = 0
         calm_at = next_round + self.options.fault_seconds if self.options.fault_seconds is not None else None
         limit = self.options.fault_rounds
         while not self._stop.wait(0.2):
@@ -414,7 +421,11 @@ class FaultInjector:
             drop_for = self.options.webhook_drop_seconds
             if drop_for is not None and now - self._started > drop_for:
                 self.sim.faults.webhook_drop_rate = 0.0
-            if now >= next_round and (limit is None or round_number < limit):
+            # One round per new batch at Extend (and at most one per fault_interval): the faults keep
+            # pace with the pipeline however fast this machine is.
+            batches_now = len(self.sim.engine.batches)
+            if batches_now > batches_seen and now >= next_round and (limit is None or round_number < limit):
+                batches_seen = batches_now
                 kind = ROUND_KINDS[round_number % len(ROUND_KINDS)]
                 this_pass = round_number // len(ROUND_KINDS)
                 try:
@@ -568,7 +579,7 @@ def sandbox_options(options: RunOptions) -> SandboxOptions:
             "maxAttempts": MAX_ATTEMPTS,
         },
         read_rps=options.read_rate,
-        sweep_interval=1.0,
+        sweep_interval=options.sweep_interval,
         reconcile_interval=options.reconcile_interval,
         name_prefix="reliability",
     )
@@ -1238,7 +1249,7 @@ def wait_for_terminal(
             expected = driver.uploaded_versions + len(exp.synthetic_items)
             if tracked >= expected and terminal == tracked and open_submissions == 0:
                 return True
-        time.sleep(5.0)
+        time.sleep(options.progress_interval)
     return False
 
 
@@ -1309,7 +1320,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report", type=Path, help="write the JSON report here")
     parser.add_argument("--batch-size", type=int, default=200, help="maxBatchSize (default 200)")
     parser.add_argument("--upload-seconds", type=float, default=90.0, help="spread uploads over this long")
-    parser.add_argument("--timeout", type=float, default=1500.0, help="give up waiting after this long")
+    parser.add_argument("--timeout", type=float, default=2400.0, help="give up waiting after this long")
     parser.add_argument("--no-faults", action="store_true", help="the same run without fault injection")
     parser.add_argument("--log", type=Path, help="where the pipeline's logs go (default: a temp file)")
     parser.add_argument("--short", action="store_true", help="the short run of make test (300 files)")

@@ -8,6 +8,7 @@ two schedules. Used by ``make demo``, the end-to-end tests, the reliability runs
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class Sandbox:
 
         opts = self.options
         self.moto.start()
+        # Remember what the process pointed boto3 at before, so stop() can put it back (a test suite
+        # runs a sandbox between tests that use their own moto server).
+        self._saved_env = {name: os.environ.get(name) for name in self.moto.environment()}
         self.moto.use_in_this_process()
         # The webhook endpoint must exist before the simulator (which delivers to it), and the handler it
         # serves exists only once the pipeline has set the functions' environment: resolve it late.
@@ -111,6 +115,11 @@ class Sandbox:
         if self.webhook_server:
             self.webhook_server.stop()
         self.moto.stop()
+        for name, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -51,6 +51,29 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, Section] = {}
     shared: dict[str, Any] = {}
 
+    def write(final: bool) -> Path:
+        ordered = [sections[name] for name in METRICS if name in sections]
+        summary = _summary(ordered)
+        if not final:
+            missing = [name for name in selected if name not in sections]
+            summary.insert(
+                0, f"**Run in progress or interrupted: not yet measured: {', '.join(missing)}.**\n"
+            )
+        if SINK.error_count:
+            summary.append(
+                f"- The handlers logged {SINK.error_count} ERROR lines during the run (first: "
+                f"`{SINK.errors[0][:200]}`)."
+            )
+        return report.write(
+            ordered,
+            quick=args.quick,
+            started=started_at,
+            seconds=time.perf_counter() - started,
+            info=info,
+            summary=summary,
+            path=args.output,
+        )
+
     def attempt(name: str, title: str, function: Callable[[], Section]) -> None:
         began = time.perf_counter()
         try:
@@ -61,7 +84,24 @@ def main(argv: list[str] | None = None) -> int:
         section.seconds = time.perf_counter() - began
         sections[name] = section
         progress(f"{name}: done in {section.seconds:.0f}s")
+        write(final=False)
 
+    if "intake" in selected:
+        from bench import intake_cost
+
+        attempt("intake", "2. Intake cost", lambda: intake_cost.run(args.quick))
+    if "collection" in selected:
+        from bench import collection
+
+        attempt("collection", "3. Results collection", lambda: collection.run(args.quick))
+    if "latency" in selected:
+        from bench import latency
+
+        attempt("latency", "4. Drop-to-submit latency", lambda: latency.run(args.quick, shared))
+    if "coldstart" in selected:
+        from bench import coldstart
+
+        attempt("coldstart", "5. Cold start and package size", lambda: coldstart.run(args.quick))
     if "efficiency" in selected:
         from bench import efficiency
 
@@ -81,44 +121,13 @@ def main(argv: list[str] | None = None) -> int:
                 "6. End-to-end sandbox throughput",
                 lambda: throughput.section(shared["throughput"]),
             )
-    if "intake" in selected:
-        from bench import intake_cost
-
-        attempt("intake", "2. Intake cost", lambda: intake_cost.run(args.quick))
-    if "collection" in selected:
-        from bench import collection
-
-        attempt("collection", "3. Results collection", lambda: collection.run(args.quick))
-    if "latency" in selected:
-        from bench import latency
-
-        attempt("latency", "4. Drop-to-submit latency", lambda: latency.run(args.quick, shared))
-    if "coldstart" in selected:
-        from bench import coldstart
-
-        attempt("coldstart", "5. Cold start and package size", lambda: coldstart.run(args.quick))
     if "cost" in selected:
         from bench import cost
 
         attempt("cost", "7. Cost model", lambda: cost.run(shared, sections))
 
-    ordered = [sections[name] for name in METRICS if name in sections]
+    path = write(final=True)
     seconds = time.perf_counter() - started
-    summary = _summary(ordered)
-    if SINK.error_count:
-        summary.append(
-            f"- The handlers logged {SINK.error_count} ERROR lines during the run (first: "
-            f"`{SINK.errors[0][:200]}`)."
-        )
-    path = report.write(
-        ordered,
-        quick=args.quick,
-        started=started_at,
-        seconds=seconds,
-        info=info,
-        summary=summary,
-        path=args.output,
-    )
     progress(f"wrote {path} in {seconds / 60:.1f} min")
     return 0
 

@@ -451,6 +451,9 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
                         timeutil.parse_iso(posts[k - 1]) - timeutil.parse_iso(stamps[k * 1000 - 1])
                     ).total_seconds()
                 )
+    section.rows[-1:-1] = latency_rows(
+        {"full_batch_waits": waits, "note": f"{len(waits)} full batches of this run"}
+    )
     spans = {
         route: (timeutil.parse_iso(max(s)) - timeutil.parse_iso(min(s))).total_seconds()
         for route, s in arrivals.items()

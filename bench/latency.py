@@ -175,7 +175,8 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
         "expiry itself, the submitter could, when it stops with 'waiting', send its route a flush request "
         "with SQS DelaySeconds = the time left until the oldest file's expiry (≤ 900 s; the sweep stays "
         "as the safety net). That is a change to `batchdrop_core.submit`, not made here.",
-        "Under load (metric 1's run), the wait also includes the submitter working through the batches "
+        "Under load (metric 1, row 'under load'), the wait also includes the submitter working through the "
+        "batches "
         "queued before it: one submitter per route at a time (FIFO group), and here a single poller for "
         "all routes.",
     ]

@@ -74,8 +74,9 @@ class RunOptions:
     faults: bool = True
     fault_interval: float = 3.0  # a round per new batch at Extend, at most one per this many seconds
     fault_rounds: int | None = None  # rounds in all (None: no limit)
-    fault_seconds: float | None = 420.0  # rounds stop this long after they started (None: no limit)
-    rare_every: int = 2  # faults that fail a whole batch come in one pass of the rotation out of this many
+    fault_seconds: float | None = 600.0  # rounds stop this long after they started (None: no limit)
+    rare_every: int = 4  # faults that fail a whole batch come in one pass of the rotation out of this many
+    kinds_per_round: int = 4  # consecutive kinds of the rotation applied in each round
     error_5xx_rate: float = 0.03
     webhook_drop_rate: float = 0.1
     webhook_duplicate_rate: float = 0.2
@@ -107,6 +108,7 @@ def short_options(**overrides: Any) -> RunOptions:
         "fault_rounds": len(ROUND_KINDS),
         "fault_seconds": None,
         "rare_every": 1,
+        "kinds_per_round": 1,
         "webhook_drop_seconds": 45.0,
         "webhook_drop_rate": 0.25,
         "webhook_duplicate_rate": 0.3,
@@ -405,7 +407,7 @@ class FaultInjector:
         # Rounds start once Extend holds a batch, so each fault lands on a pipeline at work.
         while not self.sim.engine.batches and not self._stop.wait(0.2):
             pass
-        round_number = 0
+        round_number = applied = 0
         next_round = time.monotonic()
         batches_seen = 0
         calm_at = next_round + self.options.fault_seconds if self.options.fault_seconds is not None else None
@@ -426,13 +428,15 @@ class FaultInjector:
             batches_now = len(self.sim.engine.batches)
             if batches_now > batches_seen and now >= next_round and (limit is None or round_number < limit):
                 batches_seen = batches_now
-                kind = ROUND_KINDS[round_number % len(ROUND_KINDS)]
-                this_pass = round_number // len(ROUND_KINDS)
-                try:
-                    if kind not in RARE_KINDS or this_pass % self.options.rare_every == 0:
-                        self._apply(kind)
-                except Exception as exc:  # noqa: BLE001 - a failed injection must not end the schedule
-                    print(f"fault round failed: {exc!r}", file=sys.stderr)
+                for _ in range(self.options.kinds_per_round):
+                    kind = ROUND_KINDS[applied % len(ROUND_KINDS)]
+                    this_pass = applied // len(ROUND_KINDS)
+                    applied += 1
+                    try:
+                        if kind not in RARE_KINDS or this_pass % self.options.rare_every == 0:
+                            self._apply(kind)
+                    except Exception as exc:  # noqa: BLE001 - a failed injection must not end the schedule
+                        print(f"fault round failed: {exc!r}", file=sys.stderr)
                 round_number += 1
                 next_round = now + self.options.fault_interval
 
@@ -728,25 +732,27 @@ def sim_get(sandbox: Sandbox, path: str) -> Any:
     return httpx.get(f"{sandbox.simulator.base_url}{path}", timeout=120).json()
 
 
-def settle(sandbox: Sandbox, timeout: float = 120.0) -> bool:
-    """Wait until webhooks are delivered and the flush, results and arrivals queues are empty."""
+def settle(sandbox: Sandbox, timeout: float = 120.0) -> dict[str, int]:
+    """Wait until webhooks are delivered and the flush, results and arrivals queues are empty; what was
+    still busy at the end (empty when everything settled)."""
     deployment = sandbox.deployment
-    queues = [
-        deployment.resources.flush_queue_url,
-        deployment.resources.results_queue_url,
-        deployment.arrivals_queue_url,
-    ]
+    queues = {
+        "flush": deployment.resources.flush_queue_url,
+        "results": deployment.resources.results_queue_url,
+        "arrivals": deployment.arrivals_queue_url,
+    }
     deadline = time.monotonic() + timeout
     quiet = 0
+    busy: dict[str, int] = {}
     while time.monotonic() < deadline:
-        busy = sim_get(sandbox, "/_sim/stats")["webhooksPending"] + sum(
-            queue_depth(sandbox, q) for q in queues
-        )
-        quiet = quiet + 1 if busy == 0 else 0
+        busy = {name: queue_depth(sandbox, url) for name, url in queues.items()}
+        busy["webhooks"] = sim_get(sandbox, "/_sim/stats")["webhooksPending"]
+        busy = {name: count for name, count in busy.items() if count}
+        quiet = 0 if busy else quiet + 1
         if quiet >= 3:
-            return True
+            return {}
         time.sleep(1.0)
-    return False
+    return busy
 
 
 # -- the checker ---------------------------------------------------------------------------------------
@@ -1201,7 +1207,7 @@ def run(options: RunOptions) -> dict[str, Any]:
                 uploading.result()
             if injector:
                 injector.stop()
-            settled = settle(sandbox)
+            still_busy = settle(sandbox)
             if injector:
                 # What the last faults left (a redelivered message, a held webhook) has been handled.
                 injector.uninstall()
@@ -1213,7 +1219,8 @@ def run(options: RunOptions) -> dict[str, Any]:
                 options, started_at, time.monotonic() - started, state, violations, stats, injector, driver
             )
             report["finished"] = finished
-            report["settled"] = settled
+            report["settled"] = not still_busy
+            report["stillBusyAtCheck"] = still_busy
             report["logPath"] = str(log_path)
             return report
         finally:

@@ -60,7 +60,7 @@ def movable_clock() -> Iterator[list[timedelta]]:
 
 # Few examples and no shrinking: each example provisions a deployment and drives real HTTP round trips.
 @settings(
-    max_examples=8,
+    max_examples=6,
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture],

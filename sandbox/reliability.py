@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import logging
 import random
@@ -1121,13 +1122,14 @@ class _NotBatchdrop(logging.Filter):
 
 
 class LogCapture:
-    """Sends the handlers' Powertools logs (and other warnings) to a file, to keep the console readable
-    and to scan them for secrets afterwards."""
+    """Sends the handlers' Powertools logs, their EMF metric blobs (printed to stdout) and other warnings
+    to a file, to keep the console readable and to scan them for secrets afterwards."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._stream = path.open("a", encoding="utf-8")
         self._previous: Any = None
+        self._stdout: Any = None
         self._root = logging.StreamHandler(self._stream)
         self._root.setLevel(logging.WARNING)
         self._root.addFilter(_NotBatchdrop())
@@ -1135,9 +1137,11 @@ class LogCapture:
     def __enter__(self) -> LogCapture:
         self._previous = powertools_logger.registered_handler.setStream(self._stream)
         logging.getLogger().addHandler(self._root)
+        self._stdout, sys.stdout = sys.stdout, self._stream
         return self
 
     def __exit__(self, *exc: object) -> None:
+        sys.stdout = self._stdout
         logging.getLogger().removeHandler(self._root)
         if self._previous is not None:
             powertools_logger.registered_handler.setStream(self._previous)
@@ -1187,7 +1191,8 @@ def run(options: RunOptions) -> dict[str, Any]:
     log_path = options.log_path or Path(tempfile.mkstemp(prefix="batchdrop-reliability-", suffix=".log")[1])
     exp = Expectations()
     planned = plan_files(options, exp)
-    say = print if options.progress else (lambda *a, **k: None)
+    terminal = sys.stdout  # LogCapture takes sys.stdout for the handlers' metric blobs
+    say = functools.partial(print, file=terminal, flush=True) if options.progress else (lambda *a, **k: None)
     with LogCapture(log_path) as logs:
         sandbox = Sandbox(sandbox_options(options)).start()
         injector: FaultInjector | None = None

@@ -138,6 +138,7 @@ class Functions(Construct):
             Resources(
                 files_table=self._tables.files.table_name,
                 batches_table=self._tables.batches.table_name,
+                state_table=self._tables.state.table_name,
                 results_bucket=self._data.storage.results_bucket.bucket_name,
                 results_queue_url=self._results.queue_url,
                 flush_queue_url=self._flush.queue_url,
@@ -147,6 +148,8 @@ class Functions(Construct):
         )
         self._allow_table(fn, self._tables.files, FILES, [*_QUERY_UPDATE, "dynamodb:BatchGetItem"])
         self._allow_table(fn, self._tables.batches, BATCHES, _QUERY_UPDATE)
+        # The reader claim: one collector at a time reads at the whole read rate.
+        self._allow_table(fn, self._tables.state, STATE, ["dynamodb:PutItem", "dynamodb:DeleteItem"])
         self._allow_write_results(fn)
         self._allow_secret(fn, self._data.secrets.api_key)
         self._allow_publish(fn)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -41,9 +42,14 @@ from batchdrop_core.submit import SEARCH_SKEW
 from batchdrop_core.timeutil import now_iso, parse_iso
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, split_file_id
 
-# The results function's event source runs at most this many copies at once (stacks/constants.py);
-# each process takes this share of the deployment's read rate so together they stay under it.
+# The results function's event source runs at most this many copies at once (stacks/constants.py: the
+# ESM's minimum). Only the one holding the reader claim reads runs, at the deployment's whole read rate.
 RESULTS_MAX_CONCURRENCY = 2
+# A claim a crashed collector left blocks the others this long at most; a reading collector renews it.
+READER_CLAIM_SECONDS = 60.0
+READER_RENEW_SECONDS = 15.0
+# A request that finds another collector reading comes back after this long.
+READER_WAIT_SECONDS = 2
 # Below this much remaining Lambda time, stop reading runs and continue in a new invocation.
 TIME_RESERVE_SECONDS = 60.0
 # A few runs are enough to read a batch's submission id from their metadata.
@@ -65,7 +71,7 @@ class RetryLater(Exception):
 
 @dataclass
 class CollectOutcome:
-    result: str = ""  # completed | continued | already_done | busy | not_ours
+    result: str = ""  # completed | continued | already_done | busy | waiting | not_ours
     submission_id: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
     requeued_routes: set[str] = field(default_factory=set)
@@ -96,12 +102,20 @@ def collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float]
         logger.info("batch is being collected by another worker", extra={"submissionId": sid})
         outcome.result = "busy"
         return outcome
+    reader = ReaderClaim(rt, owner)
     try:
         # Read under the lease: a worker that held it before may have finished the batch meanwhile.
         submission = rt.batches.get(sid) or submission
         done_before = submission.state in BatchState.TERMINAL
-        finished = done_before or _collect_submission(rt, submission, time_left, outcome)
+        if not done_before and not reader.take():
+            # Another collector is reading runs at the whole read rate: try again shortly.
+            rt.request_collection({**request, "submissionId": sid}, delay_seconds=READER_WAIT_SECONDS)
+            logger.info("another collector is reading; collection deferred", extra={"submissionId": sid})
+            outcome.result = "waiting"
+            return outcome
+        finished = done_before or _collect_submission(rt, submission, time_left, outcome, reader)
     finally:
+        reader.release()
         rt.batches.release_collection(sid, owner)
     for route in sorted(outcome.requeued_routes):
         rt.request_flush(route, reason="retry")
@@ -199,8 +213,49 @@ def finished_runs(rt: Runtime, submission: Submission) -> tuple[str, list[RunSum
 # -- collecting -------------------------------------------------------------------------------------
 
 
+class ReaderClaim:
+    """The right to read Extend runs at the deployment's whole read rate (``StateStore.claim_reader``):
+    collectors take turns instead of splitting the rate, so a lone batch is read as fast as Extend allows
+    and two collectors never add up beyond it. Renewed while reading; a lost claim stops the reading."""
+
+    def __init__(self, rt: Runtime, owner: str) -> None:
+        self._rt = rt
+        self._owner = owner
+        self._lock = threading.Lock()
+        self._renewed_at: float | None = None
+
+    def take(self) -> bool:
+        if not self._rt.state.claim_reader(self._owner, READER_CLAIM_SECONDS):
+            return False
+        self._renewed_at = time.monotonic()
+        return True
+
+    def keep(self) -> bool:
+        """Renew the claim when it is due; False when it is no longer this collector's."""
+        with self._lock:
+            if self._renewed_at is None:
+                return False
+            if time.monotonic() - self._renewed_at < READER_RENEW_SECONDS:
+                return True
+            if not self._rt.state.claim_reader(self._owner, READER_CLAIM_SECONDS):
+                logger.warning("reader claim lost; stopping to read", extra={"owner": self._owner})
+                self._renewed_at = None
+                return False
+            self._renewed_at = time.monotonic()
+            return True
+
+    def release(self) -> None:
+        if self._renewed_at is not None:
+            self._renewed_at = None
+            self._rt.state.release_reader(self._owner)
+
+
 def _collect_submission(
-    rt: Runtime, submission: Submission, time_left: Callable[[], float], outcome: CollectOutcome
+    rt: Runtime,
+    submission: Submission,
+    time_left: Callable[[], float],
+    outcome: CollectOutcome,
+    reader: ReaderClaim,
 ) -> bool:
     """Record every run of a finished batch; False when time ran short before all were read."""
     sid = submission.submission_id
@@ -232,7 +287,7 @@ def _collect_submission(
             message = f"Extend ended the batch ({batch_status}) before this run finished."
             settle_failure(rt, submission, tracked, run.id, f"BATCH_{batch_status}", message, outcome)
 
-    if not fetch_processed_runs(rt, submission, to_fetch, time_left, outcome):
+    if not fetch_processed_runs(rt, submission, to_fetch, time_left, outcome, reader.keep):
         return False
     for tracked in open_files:
         if tracked.file_id not in runs_by_file:
@@ -258,6 +313,7 @@ def fetch_processed_runs(
     pairs: list[tuple[TrackedFile, RunSummary]],
     time_left: Callable[[], float],
     outcome: CollectOutcome,
+    may_read: Callable[[], bool] = lambda: True,
 ) -> bool:
     """GET each PROCESSED run (bounded concurrency; the client's shared limiter keeps the read rate) and
     store its result. False when time ran short and some were left for a continuation."""
@@ -269,7 +325,7 @@ def fetch_processed_runs(
     def fetch(pair: tuple[TrackedFile, RunSummary]) -> None:
         if stop.is_set():
             return
-        if time_left() < TIME_RESERVE_SECONDS:
+        if time_left() < TIME_RESERVE_SECONDS or not may_read():
             stop.set()
             return
         tracked, summary = pair

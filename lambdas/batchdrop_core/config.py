@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from batchdrop_core.extend.models import PROCESSOR_TYPES
+from batchdrop_core.extend.processors import PROCESSOR_TYPES
 
 SETTINGS_ENV = "BATCHDROP_SETTINGS"
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")

@@ -1,8 +1,8 @@
-"""One place for logging, metrics and tracing, and for the names the stacks' alarms refer to."""
+"""One place for logging and metrics, and for the names the stacks' alarms refer to."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 SERVICE = "batchdrop"
 METRICS_NAMESPACE = "Batchdrop"
@@ -33,4 +33,3 @@ class MetricName:
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)

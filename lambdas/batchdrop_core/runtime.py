@@ -12,14 +12,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from batchdrop_core.config import Resources, Settings
-from batchdrop_core.extend import ExtendClient, RateLimiter
+from batchdrop_core.extend.ratelimit import RateLimiter
 from batchdrop_core.tracking import BatchStore, FileStore, StateStore
+
+if TYPE_CHECKING:
+    from batchdrop_core.extend.client import ExtendClient
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50)
 
@@ -77,13 +80,6 @@ class Runtime:
     def read_limiter(self) -> RateLimiter:
         return RateLimiter(self.settings.read_rate_limit, burst=1)
 
-    def with_read_share(self, concurrent_copies: int) -> Runtime:
-        """Limit this process to its share of the deployment's read rate, for a function that runs
-        ``concurrent_copies`` copies at once. Call it before the Extend client is first used."""
-        rate = self.settings.read_rate_limit / concurrent_copies
-        self.__dict__["read_limiter"] = RateLimiter(rate, burst=1)
-        return self
-
     def refreshed_secret_value(self, field_name: str, *, min_interval: float = 30.0) -> str | None:
         """The secret re-read from Secrets Manager (after a rotation), or None when it was re-read less
         than ``min_interval`` seconds ago: forged requests must not turn into a stream of reads."""
@@ -97,6 +93,9 @@ class Runtime:
 
     @cached_property
     def extend(self) -> ExtendClient:
+        # Imported here: httpx and the API models cost cold-start time that intake and webhook never use.
+        from batchdrop_core.extend.client import ExtendClient
+
         return ExtendClient(
             lambda: self.secret_value("api_key_secret"),
             base_url=self.settings.extend_base_url,
@@ -115,10 +114,12 @@ class Runtime:
             MessageDeduplicationId=uuid.uuid4().hex,
         )
 
-    def request_collection(self, body: dict[str, Any]) -> None:
+    def request_collection(self, body: dict[str, Any], delay_seconds: int = 0) -> None:
         """Ask the results worker to collect a batch (or to continue collecting it)."""
         self.client("sqs").send_message(
-            QueueUrl=self.resources.require("results_queue_url"), MessageBody=json.dumps(body)
+            QueueUrl=self.resources.require("results_queue_url"),
+            MessageBody=json.dumps(body),
+            DelaySeconds=delay_seconds,
         )
 
     def notify(self, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> None:

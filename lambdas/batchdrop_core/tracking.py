@@ -759,8 +759,11 @@ class BatchStore:
         return finished[:limit]
 
 
+READER_KEY = "RESULTS#reader"
+
+
 class StateStore:
-    """The State table: route health and webhook event dedupe."""
+    """The State table: route health, webhook event dedupe and the results reader's claim."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         self.client = client
@@ -780,6 +783,28 @@ class StateStore:
 
     def release_event(self, event_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key={"pk": serialize(f"WEBHOOK#{event_id}")})
+
+    def claim_reader(self, owner: str, seconds: float) -> bool:
+        """Take (or renew) the right to read Extend runs at the deployment's whole read rate, for
+        ``seconds``: one results collector at a time, so collectors never add up beyond the rate. An
+        expired claim (a collector that crashed) can be taken over."""
+        now = time.time()
+        return conditional_write(
+            self.client.put_item,
+            TableName=self.table,
+            Item=to_item({"pk": READER_KEY, "ownerId": owner, "expiresAt": round(now + seconds, 3)}),
+            ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR ownerId = :owner",
+            ExpressionAttributeValues={":now": serialize(round(now, 3)), ":owner": serialize(owner)},
+        )
+
+    def release_reader(self, owner: str) -> bool:
+        return conditional_write(
+            self.client.delete_item,
+            TableName=self.table,
+            Key={"pk": serialize(READER_KEY)},
+            ConditionExpression="ownerId = :owner",
+            ExpressionAttributeValues={":owner": serialize(owner)},
+        )
 
     def route_state(self, route: str) -> dict[str, Any]:
         item = self.client.get_item(TableName=self.table, Key={"pk": serialize(f"ROUTE#{route}")}).get("Item")

@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from batchdrop_core.collect import RESULTS_MAX_CONCURRENCY, collect
+from batchdrop_core.collect import collect
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
 
@@ -27,8 +27,8 @@ _METRICS = {
 
 @cache
 def runtime() -> Runtime:
-    # Several copies run at once; together they must stay under the deployment's read rate.
-    return Runtime.from_env().with_read_share(RESULTS_MAX_CONCURRENCY)
+    # Copies take turns reading at the deployment's whole read rate (collect.ReaderClaim).
+    return Runtime.from_env()
 
 
 def _time_left() -> float:

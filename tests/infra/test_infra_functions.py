@@ -36,8 +36,8 @@ RESOURCE_ENV = {
     },
     "webhook": {"STATE_TABLE", "RESULTS_QUEUE_URL", "WEBHOOK_SECRET"},
     "results": {
-        "FILES_TABLE", "BATCHES_TABLE", "RESULTS_BUCKET", "RESULTS_QUEUE_URL", "FLUSH_QUEUE_URL", "TOPIC_ARN",
-        "EXTEND_API_KEY_SECRET",
+        "FILES_TABLE", "BATCHES_TABLE", "STATE_TABLE", "RESULTS_BUCKET", "RESULTS_QUEUE_URL",
+        "FLUSH_QUEUE_URL", "TOPIC_ARN", "EXTEND_API_KEY_SECRET",
     },
     "reconciler": {
         "FILES_TABLE", "BATCHES_TABLE", "STATE_TABLE", "FLUSH_QUEUE_URL", "RESULTS_QUEUE_URL", "TOPIC_ARN",
@@ -91,6 +91,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         "logs": LOGS,
         "files": _ddb("Query", "GetItem", "UpdateItem", "BatchGetItem"),
         "batches": _ddb("Query", "GetItem", "UpdateItem"),
+        "state": _ddb("PutItem", "DeleteItem"),
         "results_objects": {"s3:PutObject"},
         "api_key": SECRET,
         **PUBLISH,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from stacks import constants
-from stacks.packaging import LAMBDAS_DIR, LocalBundler
+from stacks.packaging import LAMBDAS_DIR, LocalBundler, bundle, target_interpreter
 
 
 def _python_files(root: Path) -> set[Path]:
@@ -29,11 +33,43 @@ def test_local_bundler_builds_an_arm64_package_without_docker(tmp_path):
         source = LAMBDAS_DIR / package
         shipped = _python_files(tmp_path / package)
         assert shipped == {p for p in _python_files(source) if not _is_cli_or_test(p)}, package
-        assert not list((tmp_path / package).rglob("__pycache__")), package
+        # Bytecode only from an interpreter of the runtime's version (none on most build machines)
+        compiled = list((tmp_path / package).rglob("*.pyc"))
+        assert bool(compiled) == (
+            target_interpreter(constants.RUNTIME.name.removeprefix("python")) is not None
+        )
     # And compiled dependencies are the Linux arm64 builds for the runtime's Python
     version = constants.RUNTIME.name.removeprefix("python").replace(".", "")
     binaries = [p.name for p in (tmp_path / "pydantic_core").glob("_pydantic_core*.so")]
     assert binaries == [f"_pydantic_core.cpython-{version}-aarch64-linux-gnu.so"]
     assert (tmp_path / "aws_lambda_powertools").is_dir()
-    assert (tmp_path / "aws_xray_sdk").is_dir()  # the [tracer] extra of powertools
+    assert not (tmp_path / "aws_xray_sdk").exists()  # no tracer: Lambda's active tracing needs no SDK
     assert not (tmp_path / "bin").exists()
+
+
+def test_a_package_for_an_interpreter_at_hand_ships_bytecode_that_ignores_timestamps(tmp_path):
+    # Given a target this machine can run (its own Python)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # When the bundler builds for it
+    bundle(tmp_path, python_version=version, platform="x86_64-manylinux2014")
+    # Then every module of ours has bytecode, and it is unchecked-hash based: valid whatever timestamps
+    # the asset zip gives the sources (pyc flags word: bit 0 hash-based, bit 1 check the source)
+    ours = [p for p in (tmp_path / constants.SHARED_PACKAGE).rglob("*.py")]
+    for source in ours:
+        cached = importlib.util.cache_from_source(str(source))
+        flags = int.from_bytes(Path(cached).read_bytes()[4:8], "little")
+        assert flags == 0b01, source
+    # And the handler imports from the package alone, reading that bytecode, never writing any, and
+    # without the HTTP client (intake never calls Extend)
+    probe = (
+        "import sys, intake.handler\n"
+        "print(sys.modules['batchdrop_core.config'].__cached__)\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-S", "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    cached, httpx_loaded = result.stdout.split()
+    assert Path(cached).is_file()
+    assert httpx_loaded == "False"

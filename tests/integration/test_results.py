@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from batchdrop_core import timeutil
+from batchdrop_core.collect import collect
 from batchdrop_core.dynamo import to_item
 from batchdrop_core.extend import BatchInput, FileRef, ProcessorRef
 from batchdrop_core.runtime import Runtime
@@ -255,9 +256,9 @@ def test_a_1000_run_batch_is_collected_completely_under_the_read_rate_through_a_
 def test_an_exhausted_time_budget_continues_in_new_invocations_without_duplicates(
     deployment: Deployment, extend_sim: Any, pipeline_factory: Any
 ) -> None:
-    # Given a finished 120-run batch, a read rate of 20 GET/s for the worker, and invocations that
-    # have about 2.5 s before the 60 s reserve
-    pipeline = pipeline_factory(readRateLimit=40)
+    # Given a finished 120-run batch, a read rate of 20 GET/s (the reading worker has it all), and
+    # invocations that have about 2.5 s before the 60 s reserve
+    pipeline = pipeline_factory(readRateLimit=20)
     alerts = subscribe_queue_to_topic(deployment, f"{deployment.resources.drop_bucket}-alerts")
     submission = seed_submitted_batch(
         pipeline.runtime("results"), "invoices", [INVOICE.format(n=i) for i in range(120)]
@@ -355,3 +356,55 @@ def test_the_reconciler_flags_files_beyond_the_sla_once_per_run(
     assert attributes["eventType"] == "files.stuck" and attributes["route"] == "invoices"
     assert message["routes"]["invoices"]["queuedOverSla"] == 3
     assert {f["status"] for f in all_files(pipeline)} == {FileStatus.QUEUED}
+
+
+def test_collectors_take_turns_reading_at_the_whole_read_rate(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given two finished 40-run batches and Extend's read limit equal to the deployment's (20 GET/s)
+    pipeline = pipeline_factory(readRateLimit=20)
+    extend_sim.configure(read_rps=20)
+    rt = pipeline.runtime("results")
+    seeded = [
+        seed_submitted_batch(rt, route, [INVOICE.format(n=i) for i in range(40)])
+        for route in ("invoices", "documents")
+    ]
+    wait_until_finished(extend_sim, batches=2)
+    run_paths = ("/extract_runs/{id}", "/classify_runs/{id}")
+
+    # When a collector is asked while another one holds the reader claim
+    assert rt.state.claim_reader("another-collector", 60)
+    waiting = collect(rt, {"batchId": seeded[0].batch_id, "source": "test"}, lambda: 900.0)
+    # Then it reads nothing, leaves the batch as it was and asks again a little later
+    assert waiting.result == "waiting"
+    assert sum(ok_gets(sim_stats(extend_sim), path) for path in run_paths) == 0
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTED}
+    assert not rt.state.claim_reader("a-third-collector", 60)  # the claim is still the other one's
+    assert not rt.state.release_reader("a-third-collector")
+    assert rt.state.release_reader("another-collector")
+
+    # When two collectors (two Lambda copies: their own clients and rate limiters) collect both batches
+    # at the same time, each at the whole rate if it reads alone
+    copies = [Runtime.from_env() for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(
+            pool.map(
+                lambda pair: collect(pair[0], {"batchId": pair[1].batch_id, "source": "test"}, lambda: 900.0),
+                zip(copies, seeded, strict=True),
+            )
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(
+        s["state"] != BatchState.COMPLETED for s in submissions(pipeline)
+    ):
+        pipeline.pump()  # the deferred requests, once their delay is over
+        time.sleep(0.5)
+
+    # Then they took turns: together they never went over Extend's limit (no 429), and everything was
+    # read once and recorded
+    assert {o.result for o in outcomes} <= {"completed", "waiting"}
+    stats = sim_stats(extend_sim)
+    assert sum(stats["requests"].get(f"GET {path}", {}).get("429", 0) for path in run_paths) == 0
+    assert sum(ok_gets(stats, path) for path in run_paths) == 80
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.PROCESSED}
+    assert [s["state"] for s in submissions(pipeline)] == [BatchState.COMPLETED] * 2

@@ -1,33 +1,33 @@
-"""Client for the Extend (extend.ai) REST API: models, errors, rate limiting and the HTTP client."""
+"""Client for the Extend (extend.ai) REST API: models, errors, rate limiting and the HTTP client.
 
-from .client import DEFAULT_API_VERSION, DEFAULT_BASE_URL, MAX_BATCH_INPUTS, ExtendClient
-from .errors import (
-    ExtendError,
-    ExtendInputError,
-    ExtendOutcomeUnknownError,
-    ExtendRejectedError,
-    ExtendRetryableError,
-)
-from .models import (
-    PROCESSOR_TYPES,
-    TERMINAL_BATCH_STATUSES,
-    TERMINAL_RUN_STATUSES,
-    ApiErrorBody,
-    BatchInput,
-    BatchRun,
-    BatchStatus,
-    ExtendFile,
-    FileRef,
-    ProcessorRef,
-    ProcessorType,
-    ProcessorTypeInfo,
-    Run,
-    RunPage,
-    RunStatus,
-    RunSummary,
-    WebhookEndpoint,
-)
-from .ratelimit import RateLimiter
+Names load on first use (PEP 562): importing ``batchdrop_core.extend.processors`` or ``.signing`` must not
+pull in httpx and build the pydantic models, which only the functions that call Extend need.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "DEFAULT_API_VERSION": "client",
+    "DEFAULT_BASE_URL": "client",
+    "MAX_BATCH_INPUTS": "client",
+    "ExtendClient": "client",
+    "ExtendError": "errors",
+    "ExtendInputError": "errors",
+    "ExtendOutcomeUnknownError": "errors",
+    "ExtendRejectedError": "errors",
+    "ExtendRetryableError": "errors",
+    "RateLimiter": "ratelimit",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_HOMES.get(name, 'models')}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_API_VERSION",

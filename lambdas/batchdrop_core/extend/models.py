@@ -1,4 +1,4 @@
-"""Extend API objects as pydantic models, and the table of processor types.
+"""Extend API objects as pydantic models (the table of processor types is in ``processors``).
 
 Extend adds fields and enum values over time, so every model keeps unknown fields (``extra="allow"``)
 and status / failure-reason fields are plain strings compared against the constants below.
@@ -6,32 +6,13 @@ and status / failure-reason fields are plain strings compared against the consta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-ProcessorType = Literal["extract", "classify", "split"]
-
-
-@dataclass(frozen=True)
-class ProcessorTypeInfo:
-    """How one processor type is spelt in paths, bodies, query filters and ids."""
-
-    runs_path: str
-    processor_key: str
-    filter_param: str
-    id_prefix: str
-    run_id_prefix: str
-    accepts_text: bool
-
-
-PROCESSOR_TYPES: dict[str, ProcessorTypeInfo] = {
-    "extract": ProcessorTypeInfo("/extract_runs", "extractor", "extractorId", "ex_", "exr_", True),
-    "classify": ProcessorTypeInfo("/classify_runs", "classifier", "classifierId", "cl_", "clr_", True),
-    "split": ProcessorTypeInfo("/split_runs", "splitter", "splitterId", "spl_", "splr_", False),
-}
+# Defined without pydantic (settings validation imports them); re-exported here for the API's users.
+from batchdrop_core.extend.processors import PROCESSOR_TYPES, ProcessorType, ProcessorTypeInfo  # noqa: F401
 
 
 class RunStatus:

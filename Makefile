@@ -12,8 +12,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 help:
 	@echo "make demo         run the whole pipeline locally (moto server + Extend simulator)"
-	@echo "make test         lint + the test suite (unit, integration, infra, cli, e2e)"
-	@echo "make test-slow    the tests marked slow (the short fault-injection run)"
+	@echo "make test         lint + every test (unit, integration, infra, cli, e2e, the short fault run)"
+	@echo "make test-fast    every test except those marked slow (e2e and the short fault run)"
+	@echo "make test-slow    only the tests marked slow"
 	@echo "make synth        synthesize the CDK app into cdk.out with bundled Lambda assets"
 	@echo "make bench        run the benchmarks and rewrite docs/benchmarks.md"
 	@echo "make reliability  the long fault-injection run"
@@ -33,7 +34,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest
 
 test-slow: install
 	$(PY) -m pytest -m slow

@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="reduced sizes (~2-4 min), for smoke checks")
     parser.add_argument("--only", nargs="+", choices=METRICS, help="run only these metrics")
     parser.add_argument(
-        "--files", type=int, help="files in the pipeline run of metrics 1, 6 and 7 (default 5000; quick 300)"
+        "--files", type=int, help="files in the pipeline run of metrics 1, 6 and 7 (default 10000; quick 300)"
     )
     parser.add_argument("--output", type=Path, default=report.DOC, help="where to write the report")
     return parser.parse_args(argv)

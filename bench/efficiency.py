@@ -59,7 +59,7 @@ PAUSE_SECONDS = 4.0
 SWEEP_INTERVAL = 10.0
 RECONCILE_INTERVAL = 30.0
 
-FULL_COUNTS = {"invoices": 2250, "documents": 1650, "packets": 1100}
+FULL_COUNTS = {"invoices": 4500, "documents": 3300, "packets": 2200}  # 10,000 (issue 8)
 QUICK_COUNTS = {"invoices": 150, "documents": 90, "packets": 60}
 # (kind, share of the files): bursts go as fast as the uploaders can, trickles at a steady slow rate,
 # with pauses between phases so the pollers fall idle, as between real drops.

@@ -32,6 +32,7 @@ from batchdrop_core.extend import (
     TERMINAL_RUN_STATUSES,
     BatchStatus,
     ExtendRejectedError,
+    ExtendRetryableError,
     Run,
     RunStatus,
     RunSummary,
@@ -50,6 +51,11 @@ READER_CLAIM_SECONDS = 60.0
 READER_RENEW_SECONDS = 15.0
 # A request that finds another collector reading comes back after this long.
 READER_WAIT_SECONDS = 2
+# A request that met an unavailable Extend or a refused key comes back after 30 s, 60 s, … (≤ 15 min),
+# about 2 hours in all, then fails (and reaches the DLQ, whose alarm an operator hears).
+DEFER_BASE_SECONDS = 30
+MAX_SQS_DELAY_SECONDS = 900
+MAX_DEFERRALS = 12
 # Below this much remaining Lambda time, stop reading runs and continue in a new invocation.
 TIME_RESERVE_SECONDS = 60.0
 # A few runs are enough to read a batch's submission id from their metadata.
@@ -71,7 +77,7 @@ class RetryLater(Exception):
 
 @dataclass
 class CollectOutcome:
-    result: str = ""  # completed | continued | already_done | busy | waiting | not_ours
+    result: str = ""  # completed | continued | already_done | busy | waiting | deferred | not_ours
     submission_id: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
     requeued_routes: set[str] = field(default_factory=set)
@@ -88,7 +94,29 @@ class CollectOutcome:
 
 
 def collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float]) -> CollectOutcome:
-    """Collect (or continue collecting) the batch a request names."""
+    """Collect (or continue collecting) the batch a request names.
+
+    When Extend is unavailable (throttling or failing beyond the client's retries) or refuses the API key,
+    the request comes back later, with a growing delay, instead of failing: a key revoked for an hour
+    must not send every finished batch to the DLQ. After ``MAX_DEFERRALS`` it fails like any error.
+    """
+    try:
+        return _collect(rt, request, time_left)
+    except (ExtendRetryableError, ExtendRejectedError) as exc:
+        deferrals = int(request.get("deferrals") or 0)
+        transient = isinstance(exc, ExtendRetryableError) or exc.is_auth_problem
+        if not transient or deferrals >= MAX_DEFERRALS:
+            raise
+        delay = min(MAX_SQS_DELAY_SECONDS, DEFER_BASE_SECONDS * 2**deferrals)
+        rt.request_collection({**request, "deferrals": deferrals + 1}, delay_seconds=delay)
+        logger.error(
+            "Extend unavailable or refusing the API key; collection deferred",
+            extra={"batchId": request.get("batchId"), "delaySeconds": delay, "error": str(exc)},
+        )
+        return CollectOutcome(result="deferred", submission_id=request.get("submissionId"))
+
+
+def _collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float]) -> CollectOutcome:
     outcome = CollectOutcome()
     submission = resolve_submission(rt, request)
     if submission is None:

@@ -48,7 +48,24 @@ def flush_route(
     outcome = FlushOutcome()
     route = rt.settings.route(route_name)
     time_left = time_left or (lambda: 600.0)
-    resolve_orphans(rt, route, outcome)
+    try:
+        resolve_orphans(rt, route, outcome)
+    except ExtendRetryableError as exc:
+        # Extend throttles or fails: the orphans wait for the next flush (the sweep asks for one), and a
+        # new batch would meet the same trouble. The request is done; retrying it would only reach the DLQ.
+        logger.warning(
+            "Extend unavailable while resolving orphans", extra={"route": route.name, "error": str(exc)}
+        )
+        outcome.stopped_because = "throttled"
+        return outcome
+    except ExtendRejectedError as exc:
+        # A revoked key (or a processor gone) refuses these reads as it would refuse the POST.
+        block_route(rt, route, exc)
+        outcome.counts["blocked"] += 1
+        outcome.stopped_because = "blocked"
+        return outcome
+    if outcome.counts["adopted"] or outcome.counts["requeued_orphan"]:
+        resume_route(rt, route)  # Extend answered the searches
     while True:
         if time_left() < 60:
             outcome.stopped_because = "time"
@@ -144,13 +161,18 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
     outcome.submitted.append(submission)
     outcome.counts["files"] += len(claimed)
     logger.info("batch submitted", extra={**ids, "batchId": batch.id, "files": len(claimed)})
+    resume_route(rt, route)
+    return "submitted"
+
+
+def resume_route(rt: Runtime, route: Route) -> None:
+    """Extend answered this route's requests again: unblock it, and tell the operator once."""
     if rt.state.unblock_route(route.name):
         rt.notify(
             f"batchdrop: route {route.name} resumed",
             {"eventType": "route.resumed", "route": route.name},
             {"eventType": "route.resumed", "route": route.name, "processorType": route.type},
         )
-    return "submitted"
 
 
 def claim_files(rt: Runtime, route: Route, submission_id: str, size: int) -> list[TrackedFile]:

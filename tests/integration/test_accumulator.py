@@ -294,6 +294,47 @@ def test_invalid_api_key_blocks_the_route_then_resumes(
     assert [m["eventType"] for m in sns_messages(deployment, alerts)] == ["route.resumed"]
 
 
+def test_a_key_revoked_while_a_submission_is_ambiguous_blocks_the_route_and_fails_no_request(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given a batch whose POST response was lost (the submission is UNKNOWN), then the key revoked
+    # (found by the long reliability run: the orphan search's 401 failed flush requests into the DLQ)
+    pipeline = pipeline_factory(maxWaitSeconds=1, orphanGraceSeconds=1)
+    alerts = subscribe_queue_to_topic(deployment, f"{deployment.resources.drop_bucket}-alerts")
+    extend_sim.faults.lose_post_response = 1
+    upload(deployment, [f"invoices/revoked-{i}.pdf" for i in range(10)])
+    pipeline.intake.drain()
+    time.sleep(1.1)
+    pipeline.submitter.drain()
+    assert [s["state"] for s in _submissions(pipeline)] == [BatchState.UNKNOWN]
+    httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_rotated_key"}, timeout=5)
+
+    # When the sweep asks the submitter to resolve it
+    time.sleep(1.1)
+    pipeline.schedule("sweep")
+    pipeline.submitter.drain()
+
+    # Then the request is done, not failed (failures end in the DLQ), the route is blocked, and the
+    # submission waits, still unresolved
+    assert pipeline.submitter.errors == 0
+    state = pipeline.runtime("submitter").state.route_state("invoices")
+    assert state["blocked"] is True and state["blockedReason"] == "EXTEND_AUTH"
+    assert [s["state"] for s in _submissions(pipeline)] == [BatchState.UNKNOWN]
+
+    # When the key is restored and the sweep asks again
+    httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_not_a_real_key"}, timeout=5)
+    pipeline.schedule("sweep")
+    pipeline.pump()
+
+    # Then the one batch Extend has is adopted, nothing was sent twice, and the route resumed
+    batches = sim_batches(extend_sim)
+    assert len(batches) == 1
+    assert_each_file_in_exactly_one_batch(batches, all_files(pipeline))
+    assert [s["state"] for s in _submissions(pipeline)] == [BatchState.SUBMITTED]
+    assert pipeline.runtime("submitter").state.route_state("invoices")["blocked"] is False
+    assert [m["eventType"] for m in sns_messages(deployment, alerts)] == ["route.blocked", "route.resumed"]
+
+
 def test_unknown_processor_blocks_the_route_with_extends_message(
     deployment: Deployment, extend_sim: Any, pipeline_factory: Any
 ) -> None:

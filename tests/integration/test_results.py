@@ -408,3 +408,50 @@ def test_collectors_take_turns_reading_at_the_whole_read_rate(
     assert sum(ok_gets(stats, path) for path in run_paths) == 80
     assert {f["status"] for f in all_files(pipeline)} == {FileStatus.PROCESSED}
     assert [s["state"] for s in submissions(pipeline)] == [BatchState.COMPLETED] * 2
+
+
+def test_a_revoked_key_or_an_unavailable_extend_defers_collection_instead_of_failing_it(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given a finished batch, and Extend refusing the API key
+    # (found by the long reliability run: collections failed into the results DLQ while the key was revoked)
+    pipeline = pipeline_factory()
+    rt = pipeline.runtime("results")
+    submission = seed_submitted_batch(rt, "invoices", [INVOICE.format(n=i) for i in range(5)])
+    wait_until_finished(extend_sim, batches=1)
+    httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_rotated_key"}, timeout=5)
+
+    # When the collection request is handled
+    rt.request_collection({"batchId": submission.batch_id, "source": "test"})
+    pipeline.results.drain()
+
+    # Then the invocation did not fail: the request is back in the queue, delayed 30 s, counted
+    assert pipeline.results.errors == 0
+    sqs = deployment.session.client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=deployment.resources.results_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTED}
+
+    # When the key is restored and the deferred request comes back (as a second deferral would)
+    httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_not_a_real_key"}, timeout=5)
+    outcome = collect(rt, {"batchId": submission.batch_id, "source": "test", "deferrals": 1}, lambda: 900.0)
+
+    # Then the batch is collected
+    assert outcome.result == "completed"
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.PROCESSED}
+
+    # And an Extend that keeps failing (5xx beyond the client's retries) defers the same way, with a longer
+    # delay each time, until the last deferral lets the error through to the DLQ
+    from batchdrop_core import collect as collect_module
+    from batchdrop_core.extend import ExtendRetryableError
+
+    second = seed_submitted_batch(rt, "documents", [INVOICE.format(n=i) for i in range(3)])
+    wait_until_finished(extend_sim, batches=2)
+    extend_sim.faults.error_5xx_rate = 1.0
+    deferred = collect(rt, {"batchId": second.batch_id, "deferrals": 2}, lambda: 900.0)
+    assert deferred.result == "deferred"
+    with pytest.raises(ExtendRetryableError):
+        collect(rt, {"batchId": second.batch_id, "deferrals": collect_module.MAX_DEFERRALS}, lambda: 900.0)
+    extend_sim.faults.error_5xx_rate = 0.0

@@ -13,6 +13,7 @@ from typing import Any
 
 from bench import report
 from bench.common import SINK, Row, Section, capture_handler_output, progress
+from sandbox.machine import machine
 
 METRICS = ("efficiency", "intake", "collection", "latency", "coldstart", "throughput", "cost")
 # Metrics 1, 6 and 7 come from one pipeline run (and metric 4 takes its "under load" figure from it).
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     selected += [RUN_BY[m] for m in selected if m in RUN_BY and RUN_BY[m] not in selected]
     started_at = report.now()
     started = time.perf_counter()
-    info = report.machine()
+    info = machine()
     capture_handler_output()
     progress(f"benchmarks ({'quick' if args.quick else 'full'}): {', '.join(selected)}")
 

@@ -46,6 +46,7 @@ from batchdrop_core.tracking import BatchState, BatchStore, FileStatus, FileStor
 from sandbox.demo import EXAMPLE_ROUTES
 from sandbox.documents import _pdf, sample_files
 from sandbox.local import Sandbox, SandboxOptions
+from sandbox.machine import machine
 
 MAX_ATTEMPTS = 4  # one more than the default: injected faults alone should rarely exhaust a file
 MAX_FILE_SIZE = 256 * 1024  # small, so the oversized adversarial object stays cheap to upload
@@ -1303,6 +1304,7 @@ def build_report(
     return {
         "startedAt": started_at.isoformat(timespec="seconds"),
         "durationSeconds": round(elapsed, 1),
+        "machine": machine(),
         "options": options_out,
         "files": {
             "objectVersionsUploaded": driver.uploaded_versions,
@@ -1340,6 +1342,79 @@ def build_report(
     }
 
 
+# -- the figures in docs/reliability.md -----------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+FIGURES_START = "<!-- figures:start (written by `make reliability` from its report; do not edit) -->"
+FIGURES_END = "<!-- figures:end -->"
+
+
+def render_figures(report: dict[str, Any]) -> str:
+    """The "last long run" section: what ran, what was injected, what the checks found."""
+    options, files, batches = report["options"], report["files"], report["batches"]
+    info = report.get("machine", {})
+    started = report["startedAt"].replace("T", " ")[:16]
+    counts = {name: found["count"] for name, found in report["violations"].items()}
+
+    def listing(values: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "none"
+
+    adversarial = files["objectVersionsUploaded"] - options["files"]
+    lines = [
+        FIGURES_START,
+        "",
+        f"Run of {started} UTC, {report['durationSeconds'] / 60:.1f} minutes, on "
+        f"{info.get('cpus (nproc)', '?')} CPUs "
+        f"({info.get('cpu model', '?')}), {info.get('memory', '?')}, Python {info.get('python', '?')}: "
+        f"{options['files']:,} regular files and {adversarial} adversarial object versions, `maxBatchSize` "
+        f"{options['batch_size']}, faults injected for {options['fault_seconds']:.0f} s from the first batch "
+        f"(seed {options['seed']}).",
+        "",
+        f"**Invariant violations: {report['violationCount']}** "
+        f"({', '.join(f'{name} {n}' for name, n in sorted(counts.items()))}); every file terminal: "
+        f"{'yes' if report.get('finished') else 'no'}; queues and webhooks settled before the checks: "
+        f"{'yes' if report.get('settled') else 'no'}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| object versions dropped / tracked | {files['objectVersionsUploaded']:,} / {files['tracked']:,} |",
+        f"| files by status | {listing(files['byStatus'])} |",
+        f"| failure and rejection reasons | {listing(files['byReason'])} |",
+        f"| files sent round again, by reason | {listing(files['requeues'])} |",
+        f"| runs at Extend / result objects | {files['runsAtExtend']:,} / {files['resultObjects']:,} |",
+        f"| submissions (by state) | {batches['submissions']} ({listing(batches['byState'])}) |",
+        f"| batches at Extend (full / partial) | {batches['atExtend']} "
+        f"({batches['full']} / {batches['partial']}) |",
+        f"| ambiguous submissions adopted | {batches['adopted']} |",
+        f"| SNS messages | {listing(report['notifications'])} |",
+        f"| DLQ messages | {listing(report['dlq'])} (the arrivals DLQ must hold the 2 malformed bodies) |",
+        "",
+        "Faults injected and adversarial inputs sent, by kind:",
+        "",
+        "| kind | count |",
+        "|---|---|",
+        *(f"| `{kind}` | {count:,} |" for kind, count in report["faults"].items()),
+    ]
+    examples = [
+        f"- VIOLATION {name}: {e}"
+        for name, found in sorted(report["violations"].items())
+        for e in found["examples"]
+    ]
+    if examples:
+        lines += ["", *examples]
+    lines += ["", FIGURES_END]
+    return "\n".join(lines)
+
+
+def write_figures(report: dict[str, Any], doc: Path = DOC) -> None:
+    text = doc.read_text(encoding="utf-8")
+    if FIGURES_START not in text or FIGURES_END not in text:
+        raise SystemExit(f"{doc} has no figures section ({FIGURES_START!r} … {FIGURES_END!r})")
+    before, rest = text.split(FIGURES_START, 1)
+    after = rest.split(FIGURES_END, 1)[1]
+    doc.write_text(before + render_figures(report) + after, encoding="utf-8")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make reliability ARGS=...", description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=5000, help="regular files to drop (default 5000)")
@@ -1351,6 +1426,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-faults", action="store_true", help="the same run without fault injection")
     parser.add_argument("--log", type=Path, help="where the pipeline's logs go (default: a temp file)")
     parser.add_argument("--short", action="store_true", help="the short run of make test (300 files)")
+    parser.add_argument(
+        "--no-doc",
+        action="store_true",
+        help="do not write the figures into docs/reliability.md (a long run does)",
+    )
+    parser.add_argument(
+        "--doc-from",
+        type=Path,
+        metavar="REPORT",
+        help="only write docs/reliability.md's figures from a saved report",
+    )
     args = parser.parse_args(argv)
     if args.files < 1:
         parser.error("--files must be 1 or more")
@@ -1361,6 +1447,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.doc_from:
+        saved = json.loads(args.doc_from.read_text(encoding="utf-8"))
+        saved.setdefault("machine", machine())  # reports written before they named their machine: this one
+        write_figures(saved)
+        print(f"wrote the figures of {args.doc_from} into {DOC}")
+        return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.short:
         options = short_options(seed=args.seed, faults=not args.no_faults, log_path=args.log)
@@ -1385,6 +1477,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"VIOLATION {name}: {example}")
     print(f"logs: {report['logPath']}" + (f"; report: {args.report}" if args.report else ""))
     ok = report["violationCount"] == 0 and report["finished"]
+    if not args.short and not args.no_doc:
+        write_figures(report)  # violations included: the doc shows the last long run as it was
+        print(f"figures written into {DOC}")
     print("PASS: every invariant held" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -203,17 +203,24 @@ def test_crash_after_post_before_recording_is_adopted_not_resubmitted(
     assert submissions[0]["adopted"] is True
 
 
+def submit_with_lost_response(
+    pipeline: LocalPipeline, deployment: Deployment, sim: Any, keys: list[str]
+) -> None:
+    """One batch of ``keys`` that Extend accepts but whose response is lost: its submission is UNKNOWN."""
+    sim.faults.lose_post_response = 1
+    upload(deployment, keys)
+    pipeline.intake.drain()
+    time.sleep(1.1)  # maxWaitSeconds
+    pipeline.submitter.drain()
+    assert [s["state"] for s in _submissions(pipeline)] == [BatchState.UNKNOWN]
+
+
 def test_lost_post_response_is_resolved_through_run_metadata(
     deployment: Deployment, extend_sim: Any, pipeline_factory: Any
 ) -> None:
     # Given Extend accepts the next batch but its response is lost
     pipeline = pipeline_factory(maxWaitSeconds=1, orphanGraceSeconds=1)
-    extend_sim.faults.lose_post_response = 1
-    upload(deployment, [f"invoices/lost-{i}.pdf" for i in range(25)])
-    pipeline.intake.drain()
-    time.sleep(1.1)
-    pipeline.submitter.drain()
-    assert [s["state"] for s in _submissions(pipeline)] == [BatchState.UNKNOWN]
+    submit_with_lost_response(pipeline, deployment, extend_sim, [f"invoices/lost-{i}.pdf" for i in range(25)])
 
     # When the grace period passes and the sweep asks again
     time.sleep(1.1)
@@ -301,12 +308,9 @@ def test_a_key_revoked_while_a_submission_is_ambiguous_blocks_the_route_and_fail
     # (found by the long reliability run: the orphan search's 401 failed flush requests into the DLQ)
     pipeline = pipeline_factory(maxWaitSeconds=1, orphanGraceSeconds=1)
     alerts = subscribe_queue_to_topic(deployment, f"{deployment.resources.drop_bucket}-alerts")
-    extend_sim.faults.lose_post_response = 1
-    upload(deployment, [f"invoices/revoked-{i}.pdf" for i in range(10)])
-    pipeline.intake.drain()
-    time.sleep(1.1)
-    pipeline.submitter.drain()
-    assert [s["state"] for s in _submissions(pipeline)] == [BatchState.UNKNOWN]
+    submit_with_lost_response(
+        pipeline, deployment, extend_sim, [f"invoices/revoked-{i}.pdf" for i in range(10)]
+    )
     httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_rotated_key"}, timeout=5)
 
     # When the sweep asks the submitter to resolve it

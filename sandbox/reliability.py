@@ -1373,7 +1373,11 @@ def render_figures(report: dict[str, Any]) -> str:
         f"**Invariant violations: {report['violationCount']}** "
         f"({', '.join(f'{name} {n}' for name, n in sorted(counts.items()))}); every file terminal: "
         f"{'yes' if report.get('finished') else 'no'}; queues and webhooks settled before the checks: "
-        f"{'yes' if report.get('settled') else 'no'}.",
+        + (
+            "yes."
+            if report.get("settled")
+            else f"no, still queued: {listing(report.get('stillBusyAtCheck') or {})}."
+        ),
         "",
         "| figure | value |",
         "|---|---|",

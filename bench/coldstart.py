@@ -154,6 +154,12 @@ def run(quick: bool) -> Section:
             )
         )
     heavy = {name: _top_imports(name, local) for name in (BASELINE, "intake.handler", "results.handler")}
+    pydantic = sum(  # measured before the local package is removed below
+        seconds
+        for module, seconds in _top_imports("intake.handler", local, count=1000)
+        if module
+        in ("pydantic", "pydantic_core", "annotated_types", "typing_inspection", "typing_extensions")
+    )
 
     progress("coldstart: bundling the Lambda package (stacks.packaging.bundle)")
     with tempfile.TemporaryDirectory(prefix="bench-bundle-") as tmp:
@@ -213,12 +219,6 @@ def run(quick: bool) -> Section:
         f"The deployed package built on this run's machine has {pyc} .pyc files. Size: the deployed package "
         "(`stacks.packaging.bundle` for Linux arm64 and the Lambda runtime's Python) zipped with deflate "
         "level 6."
-    )
-    pydantic = sum(
-        seconds
-        for module, seconds in _top_imports("intake.handler", local, count=1000)
-        if module
-        in ("pydantic", "pydantic_core", "annotated_types", "typing_inspection", "typing_extensions")
     )
     section.notes = [
         "What changed after the first measurement (2.9x with bytecode, 1.8x without): the Powertools "

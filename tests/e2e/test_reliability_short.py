@@ -46,9 +46,12 @@ def test_every_fault_kind_is_injected_and_every_invariant_holds(
     assert not missing, f"fault kinds never injected: {missing}"
     assert report["finished"], "not every file reached a terminal state in time"
     assert report["violationCount"] == 0, json.dumps(report["violations"], indent=1)
-    # The faults did bite: the expired URLs' files went round again, the failed batch's too
+    # The faults did bite: the expired URLs' files and the retryably failing markers went round again,
+    # and the batch Extend failed was recorded and announced as failed
     assert report["files"]["requeues"].get("FAILED_TO_PROCESS_FILE", 0) >= 1
-    assert report["files"]["requeues"].get("INTERNAL_ERROR", 0) > 3 * 3  # more than the marked files
+    assert report["files"]["requeues"].get("INTERNAL_ERROR", 0) >= 1
+    assert report["batches"]["byState"].get("FAILED", 0) >= faults["batch_failed_by_extend"] >= 1
+    assert report["notifications"].get("batch.failed", 0) == report["batches"]["byState"]["FAILED"]
     assert report["dlq"]["arrivals"] == 2  # exactly the two malformed bodies
     # Crashes, forged webhooks and a revoked key log their errors: still no secret and no signature
     logs = log_path.read_text(encoding="utf-8") + "".join(capfd.readouterr())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,10 @@ class Sandbox:
     def start(self) -> Sandbox:
         from sandbox.apigw import ApiGatewayServer
         from sandbox.extend_sim import ExtendSimulator
+
+        # An invocation that had nothing to count (an idle sweep) is normal here; on AWS the warning
+        # goes to the function's log, in the sandbox it would cover the terminal.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
 
         opts = self.options
         self.moto.start()

@@ -39,10 +39,11 @@ def _environment(root: Path) -> dict[str, str]:
     return env
 
 
-def _import_seconds(module: str, root: Path) -> float:
-    # -S: no site-packages, so only the package's contents (and the standard library) can be imported.
-    result = subprocess.run(  # noqa: S603 - our own interpreter importing our own modules
-        [sys.executable, "-S", "-c", _PROBE, module],
+def _python(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """This interpreter with only ``root`` importable (-S: no site-packages, so the package's contents and
+    the standard library are all there is)."""
+    return subprocess.run(  # noqa: S603 - our own interpreter importing our own modules
+        [sys.executable, "-S", *args],
         capture_output=True,
         text=True,
         env=_environment(root),
@@ -50,29 +51,25 @@ def _import_seconds(module: str, root: Path) -> float:
         check=False,
         timeout=120,
     )
+
+
+def _import_seconds(module: str, root: Path) -> float:
+    result = _python(root, "-c", _PROBE, module)
     if result.returncode != 0:
         raise RuntimeError(f"import {module} failed: {result.stderr.strip()[-400:]}")
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def _top_imports(module: str, root: Path, count: int = 6) -> list[tuple[str, float]]:
-    """Where an import's time goes: -X importtime self time summed by top-level package."""
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-S", "-X", "importtime", "-c", f"import {module}"],
-        capture_output=True,
-        text=True,
-        env=_environment(root),
-        cwd=tempfile.gettempdir(),
-        check=False,
-        timeout=120,
-    )
+def _top_imports(module: str, root: Path) -> list[tuple[str, float]]:
+    """Where an import's time goes: -X importtime self time summed by top-level package, largest first."""
+    result = _python(root, "-X", "importtime", "-c", f"import {module}")
     totals: dict[str, float] = defaultdict(float)
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         own, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
         totals[name.split(".")[0]] += int(own) / 1e6
-    return sorted(totals.items(), key=lambda kv: -kv[1])[:count]
+    return sorted(totals.items(), key=lambda kv: -kv[1])
 
 
 def _bundle(output: Path, *, local: bool = False, bytecode: bool = True) -> None:
@@ -154,9 +151,9 @@ def run(quick: bool) -> Section:
             )
         )
     heavy = {name: _top_imports(name, local) for name in (BASELINE, "intake.handler", "results.handler")}
-    pydantic = sum(  # measured before the local package is removed below
+    pydantic = sum(
         seconds
-        for module, seconds in _top_imports("intake.handler", local, count=1000)
+        for module, seconds in heavy["intake.handler"]
         if module
         in ("pydantic", "pydantic_core", "annotated_types", "typing_inspection", "typing_extensions")
     )
@@ -202,7 +199,7 @@ def run(quick: bool) -> Section:
         Table(
             "Where import time goes (one -X importtime run, self time by top-level package, with bytecode)",
             ["module", "imports"],
-            [[name, ", ".join(f"{m} {s * 1000:.0f} ms" for m, s in top)] for name, top in heavy.items()],
+            [[name, ", ".join(f"{m} {s * 1000:.0f} ms" for m, s in top[:6])] for name, top in heavy.items()],
         ),
     ]
     section.setup = (

@@ -19,7 +19,7 @@ import boto3
 import httpx
 
 from batchdrop_core import timeutil
-from batchdrop_core.dynamo import from_item
+from batchdrop_core.dynamo import from_item, scan_all, scan_items
 from batchdrop_core.s3events import parse_notification
 from bench.common import (
     ROUTES,
@@ -36,7 +36,6 @@ from bench.common import (
     percentile,
     process_cpu_seconds,
     progress,
-    scan_all,
     stack_visibility,
     uploader,
     verdict,
@@ -162,8 +161,7 @@ def _timed(function: Any, name: str, durations: dict[str, list[float]]) -> Any:
 def _terminal(client: Any, table: str) -> int:
     """Files recorded by finished batches (a small Scan of the Batches table)."""
     done = 0
-    for item in scan_all(client, table):
-        values = from_item(item)
+    for values in scan_all(client, TableName=table):
         if values.get("state") in ("COMPLETED", "FAILED"):
             done += int(values.get("processedCount") or 0) + int(values.get("failedCount") or 0)
     return done
@@ -298,11 +296,11 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
             naive_source.stop()
             batches = httpx.get(f"{sandbox.simulator.base_url}/_sim/batches", timeout=120).json()["batches"]
             statuses = sandbox.count_files()
-            raw_items = scan_all(ddb, deployment.resources.files_table)
+            raw_items = list(scan_items(ddb, TableName=deployment.resources.files_table))
             files_table = [from_item(i) for i in raw_items]
             file_bytes = [item_size(i) for i in raw_items]
             del raw_items
-            raw_batches = scan_all(ddb, deployment.resources.batches_table)
+            raw_batches = list(scan_items(ddb, TableName=deployment.resources.batches_table))
             batch_bytes = [item_size(i) for i in raw_batches]
             submissions = [from_item(i) for i in raw_batches]
             sim_stats = stats.snapshot()

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from batchdrop_core import submit, timeutil
-from batchdrop_core.dynamo import from_item
+from batchdrop_core.dynamo import scan_all
 from batchdrop_core.extend import ExtendClient
 from batchdrop_core.tracking import FileStore
 from bench.common import (
@@ -20,7 +20,6 @@ from bench.common import (
     Section,
     make_files,
     progress,
-    scan_all,
     start_stack,
     summarize,
     upload_all,
@@ -103,14 +102,14 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
                         )
                 batches = stack.sim_batches()[before:]
                 items = [
-                    from_item(i)
+                    i
                     for i in scan_all(
                         ddb,
-                        stack.deployment.resources.files_table,
+                        TableName=stack.deployment.resources.files_table,
                         ProjectionExpression="fileKey, #r, arrivedAt, queuedAt",
                         ExpressionAttributeNames={"#r": "route"},
                     )
-                    if f"/{tag}-" in i["fileKey"]["S"]
+                    if f"/{tag}-" in i["fileKey"]
                 ]
                 posted = {
                     b["processor"]["id"].split("_")[0]: timeutil.parse_iso(b["createdAt"]) for b in batches

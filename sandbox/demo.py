@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from batchdrop_core.dynamo import from_item
+from batchdrop_core.dynamo import scan_all
 from batchdrop_core.observability import SERVICE
 from batchdrop_core.tracking import FileStatus
 from sandbox.documents import sample_files
@@ -131,8 +131,8 @@ def flush_all_routes(sandbox: Sandbox) -> None:
 def summarize(sandbox: Sandbox, elapsed: float) -> dict[str, Any]:
     ddb = sandbox.deployment.session.client("dynamodb")
     resources = sandbox.deployment.resources
-    files = _scan(ddb, resources.files_table)
-    batches = _scan(ddb, resources.batches_table)
+    files = list(scan_all(ddb, TableName=resources.files_table))
+    batches = list(scan_all(ddb, TableName=resources.batches_table))
     routes: dict[str, Any] = defaultdict(lambda: {"files": 0, "statuses": Counter(), "batches": []})
     for item in files:
         route = routes[item.get("route") or "(no route)"]
@@ -155,17 +155,6 @@ def summarize(sandbox: Sandbox, elapsed: float) -> dict[str, Any]:
         "rejected": [{"key": k, "reason": r} for k, r in rejected],
         "notifications": _notifications(sandbox),
     }
-
-
-def _scan(ddb: Any, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table}
-    while True:
-        page = ddb.scan(**kwargs)
-        items += [from_item(i) for i in page["Items"]]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _notifications(sandbox: Sandbox) -> list[dict[str, Any]]:

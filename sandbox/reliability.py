@@ -38,7 +38,7 @@ import httpx
 from batchdrop_core import collect as collect_module
 from batchdrop_core import submit as submit_module
 from batchdrop_core.collect import result_key
-from batchdrop_core.dynamo import from_item
+from batchdrop_core.dynamo import scan_all
 from batchdrop_core.extend.signing import signature_headers
 from batchdrop_core.observability import logger as powertools_logger
 from batchdrop_core.timeutil import parse_iso
@@ -702,14 +702,7 @@ def _record_message(bucket: str, key: str, size: int, version_id: str | None = N
 
 
 def scan(client: Any, table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    kwargs = {"TableName": table, "ConsistentRead": True, **kwargs}
-    while True:
-        page = client.scan(**kwargs)
-        for item in page["Items"]:
-            yield from_item(item)
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return scan_all(client, TableName=table, ConsistentRead=True, **kwargs)
 
 
 def progress_snapshot(sandbox: Sandbox) -> tuple[Counter[str], int]:

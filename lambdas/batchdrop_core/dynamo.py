@@ -113,6 +113,21 @@ class UpdateBuilder:
         return kwargs
 
 
+def scan_items(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a Scan, as DynamoDB returns it (typed attribute values), following LastEvaluatedKey."""
+    while True:
+        page = client.scan(**kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def scan_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a Scan, as plain values."""
+    return (from_item(item) for item in scan_items(client, **kwargs))
+
+
 def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a Query, following LastEvaluatedKey; stops early when ``Limit`` items were read."""
     limit = kwargs.get("Limit")

@@ -22,6 +22,7 @@ from batchdrop_core.dynamo import (
     conditional_write,
     from_item,
     query_all,
+    scan_all,
     serialize,
     to_item,
 )
@@ -552,14 +553,9 @@ class FileStore:
             "ProjectionExpression": "#route, #status",
             "ExpressionAttributeNames": {"#route": "route", "#status": "status"},
         }
-        while True:
-            page = self.client.scan(**kwargs)
-            for item in page.get("Items", []):
-                values = from_item(item)
-                counts.setdefault(values.get("route") or UNROUTED, Counter())[values["status"]] += 1
-            if "LastEvaluatedKey" not in page:
-                return counts
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for values in scan_all(self.client, **kwargs):
+            counts.setdefault(values.get("route") or UNROUTED, Counter())[values["status"]] += 1
+        return counts
 
 
 @dataclass
@@ -748,13 +744,7 @@ class BatchStore:
             kwargs["FilterExpression"] += " AND #route = :route"
             kwargs["ExpressionAttributeNames"]["#route"] = "route"
             kwargs["ExpressionAttributeValues"][":route"] = serialize(route)
-        finished: list[Submission] = []
-        while True:
-            page = self.client.scan(**kwargs)
-            finished += [Submission.from_values(from_item(item)) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        finished = [Submission.from_values(values) for values in scan_all(self.client, **kwargs)]
         finished.sort(key=lambda s: s.completed_at or s.created_at, reverse=True)
         return finished[:limit]
 

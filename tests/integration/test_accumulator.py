@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from batchdrop_core import timeutil
+from batchdrop_core.dynamo import scan_all
 from batchdrop_core.intake import RejectReason
 from batchdrop_core.tracking import BatchState, FileStatus
 from sandbox.aws import Deployment, subscribe_queue_to_topic
@@ -39,16 +40,7 @@ def upload(deployment: Deployment, keys: list[str], body: bytes | None = None, *
 def all_files(pipeline: LocalPipeline) -> list[dict[str, Any]]:
     rt = pipeline.runtime("intake")
     client = rt.client("dynamodb")
-    from batchdrop_core.dynamo import from_item
-
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": rt.resources.files_table}
-    while True:
-        page = client.scan(**kwargs)
-        items += [from_item(i) for i in page["Items"]]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return list(scan_all(client, TableName=rt.resources.files_table))
 
 
 def batch_file_ids(batch: dict[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 HANDLERS = ("intake", "submitter", "webhook", "results", "reconciler")
 BASELINE = "boto3"
 TARGET = 1.5
-RUNTIME_PYTHON = "3.14"  # stacks.constants.RUNTIME (not imported here: it loads aws_cdk)
+RUNTIME_PYTHON = "3.14"  # stacks.constants.RUNTIME_PYTHON_VERSION (not imported: it loads aws_cdk); tested
 LAMBDA_ZIP_LIMIT_MB = 50  # direct upload limit; 250 MB unzipped
 LAMBDA_UNZIPPED_LIMIT_MB = 250
 
@@ -79,7 +79,7 @@ def _bundle(output: Path, *, local: bool = False, bytecode: bool = True) -> None
     target = (
         f"python_version='{sys.version_info.major}.{sys.version_info.minor}', platform='x86_64-manylinux2014'"
         if local
-        else "python_version=constants.RUNTIME.name.removeprefix('python'), platform=constants.PIP_PLATFORM"
+        else "python_version=constants.RUNTIME_PYTHON_VERSION, platform=constants.PIP_PLATFORM"
     )
     code = (
         "import sys\n"

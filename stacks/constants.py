@@ -23,6 +23,7 @@ STATELESS_STACK_SUFFIX = "Stateless"
 
 # --- Lambda -------------------------------------------------------------------------------------------
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+RUNTIME_PYTHON_VERSION = RUNTIME.name.removeprefix("python")  # "3.14": wheels and bytecode target it
 ARCHITECTURE = lambda_.Architecture.ARM_64
 PIP_PLATFORM = "aarch64-manylinux2014"  # must match ARCHITECTURE
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH

@@ -127,8 +127,8 @@ def lambda_code(scope: Construct) -> lambda_.Code:
 
 def _source_hash() -> str:
     digest = hashlib.sha256()
-    version = constants.RUNTIME.name.removeprefix("python")
-    compiled = target_interpreter(version) is not None  # with or without bytecode: not the same asset
+    # With or without bytecode, the package is not the same asset.
+    compiled = target_interpreter(constants.RUNTIME_PYTHON_VERSION) is not None
     digest.update(f"{constants.RUNTIME.name}|{constants.PIP_PLATFORM}|{compiled}|".encode())
     digest.update(LOCK_FILE.read_bytes())
     for path in sorted(LAMBDAS_DIR.rglob("*")):

@@ -35,11 +35,9 @@ def test_local_bundler_builds_an_arm64_package_without_docker(tmp_path):
         assert shipped == {p for p in _python_files(source) if not _is_cli_or_test(p)}, package
         # Bytecode only from an interpreter of the runtime's version (none on most build machines)
         compiled = list((tmp_path / package).rglob("*.pyc"))
-        assert bool(compiled) == (
-            target_interpreter(constants.RUNTIME.name.removeprefix("python")) is not None
-        )
+        assert bool(compiled) == (target_interpreter(constants.RUNTIME_PYTHON_VERSION) is not None)
     # And compiled dependencies are the Linux arm64 builds for the runtime's Python
-    version = constants.RUNTIME.name.removeprefix("python").replace(".", "")
+    version = constants.RUNTIME_PYTHON_VERSION.replace(".", "")
     binaries = [p.name for p in (tmp_path / "pydantic_core").glob("_pydantic_core*.so")]
     assert binaries == [f"_pydantic_core.cpython-{version}-aarch64-linux-gnu.so"]
     assert (tmp_path / "aws_lambda_powertools").is_dir()
@@ -73,3 +71,10 @@ def test_a_package_for_an_interpreter_at_hand_ships_bytecode_that_ignores_timest
     cached, httpx_loaded = result.stdout.split()
     assert Path(cached).is_file()
     assert httpx_loaded == "False"
+
+
+def test_the_cold_start_benchmark_names_the_runtime_the_stack_deploys():
+    # bench/coldstart.py cannot import the stack's constants (they load aws_cdk) and repeats the version
+    from bench.coldstart import RUNTIME_PYTHON
+
+    assert RUNTIME_PYTHON == constants.RUNTIME_PYTHON_VERSION

@@ -31,7 +31,6 @@ def handler_environment(settings: Settings, deployment: Deployment) -> dict[str,
         **deployment.resources.to_env(),
         "POWERTOOLS_SERVICE_NAME": "batchdrop",
         "POWERTOOLS_METRICS_NAMESPACE": "Batchdrop",
-        "POWERTOOLS_TRACE_DISABLED": "true",
     }
 
 

@@ -245,6 +245,4 @@ def _common_env(settings: Settings) -> dict[str, str]:
         "POWERTOOLS_SERVICE_NAME": SERVICE,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": constants.LOG_LEVEL,
-        # Responses of batch handlers can exceed X-Ray's 64 KB segment limit (aws-notes §2.1).
-        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
     }

@@ -25,7 +25,6 @@ COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
-    "POWERTOOLS_TRACER_CAPTURE_RESPONSE",
 }
 # The contract with the handler authors: which resource names each function gets, and nothing more.
 RESOURCE_ENV = {

@@ -41,7 +41,7 @@ from bench.common import (
     verdict,
     wait_until,
 )
-from sandbox.aws import REGION, MotoServer, provision
+from sandbox.aws import REGION, MotoServer, provision, queue_depth
 from sandbox.lambda_runtime import SqsEventSource
 
 # The stack's event source mapping for intake (stacks/constants.py): batch 1000, 5 s window, 5 pollers
@@ -109,14 +109,7 @@ def _add_naive_queue(deployment: Any) -> str:
 
 
 def _queue_empty(sqs: Any, url: str) -> bool:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"])
-        + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-        == 0
-    )
+    return queue_depth(sqs, url) == 0
 
 
 def _arrive(deployment: Any, files: list[Any], pause: float) -> list[tuple[str, float, int]]:

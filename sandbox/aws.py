@@ -224,3 +224,13 @@ def subscribe_queue_to_topic(deployment: Deployment, queue_name: str) -> str:
         Attributes={"RawMessageDelivery": "false"},
     )
     return url
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    """Messages in a queue, visible or in flight."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )

@@ -43,6 +43,7 @@ from batchdrop_core.extend.signing import signature_headers
 from batchdrop_core.observability import logger as powertools_logger
 from batchdrop_core.timeutil import parse_iso
 from batchdrop_core.tracking import BatchState, BatchStore, FileStatus, FileStore, StateStore
+from sandbox.aws import queue_depth
 from sandbox.demo import EXAMPLE_ROUTES
 from sandbox.documents import _pdf, sample_files
 from sandbox.local import Sandbox, SandboxOptions
@@ -723,16 +724,6 @@ def progress_snapshot(sandbox: Sandbox) -> tuple[Counter[str], int]:
     return statuses, open_count
 
 
-def queue_depth(sandbox: Sandbox, url: str) -> int:
-    attributes = sandbox.deployment.session.client("sqs").get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 def sim_get(sandbox: Sandbox, path: str) -> Any:
     return httpx.get(f"{sandbox.simulator.base_url}{path}", timeout=120).json()
 
@@ -749,8 +740,9 @@ def settle(sandbox: Sandbox, timeout: float = 120.0) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     quiet = 0
     busy: dict[str, int] = {}
+    sqs = deployment.session.client("sqs")
     while time.monotonic() < deadline:
-        busy = {name: queue_depth(sandbox, url) for name, url in queues.items()}
+        busy = {name: queue_depth(sqs, url) for name, url in queues.items()}
         busy["webhooks"] = sim_get(sandbox, "/_sim/stats")["webhooksPending"]
         busy = {name: count for name, count in busy.items() if count}
         quiet = 0 if busy else quiet + 1

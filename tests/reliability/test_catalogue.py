@@ -271,8 +271,10 @@ def test_a_flood_of_forged_webhooks_is_refused_changes_nothing_and_costs_one_sec
                 url, content=body, headers=forgeries[i % len(forgeries)], timeout=30
             ).status_code
 
+        started = time.monotonic()
         with ThreadPoolExecutor(max_workers=6) as pool:
             statuses = list(pool.map(send, range(300)))
+        elapsed = time.monotonic() - started
 
     # Then every one is refused, nothing was recorded or enqueued, and the secret was re-read at most once
     assert set(statuses) == {401}
@@ -283,4 +285,5 @@ def test_a_flood_of_forged_webhooks_is_refused_changes_nothing_and_costs_one_sec
         QueueUrl=deployment.resources.results_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"
-    assert len(forced_reads) <= 1
+    # (a re-read is allowed every 30 s: a flood that lasts longer on a busy machine may cause one more)
+    assert len(forced_reads) <= 1 + int(elapsed // 30)

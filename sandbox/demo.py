@@ -24,7 +24,7 @@ from rich.table import Table
 
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.observability import SERVICE
-from batchdrop_core.tracking import FileStatus
+from batchdrop_core.tracking import FileStatus, with_derived_names
 from sandbox.documents import sample_files
 from sandbox.local import Sandbox, SandboxOptions
 
@@ -131,7 +131,7 @@ def flush_all_routes(sandbox: Sandbox) -> None:
 def summarize(sandbox: Sandbox, elapsed: float) -> dict[str, Any]:
     ddb = sandbox.deployment.session.client("dynamodb")
     resources = sandbox.deployment.resources
-    files = list(scan_all(ddb, TableName=resources.files_table))
+    files = [with_derived_names(v) for v in scan_all(ddb, TableName=resources.files_table)]
     batches = list(scan_all(ddb, TableName=resources.batches_table))
     routes: dict[str, Any] = defaultdict(lambda: {"files": 0, "statuses": Counter(), "batches": []})
     for item in files:

@@ -42,7 +42,15 @@ from batchdrop_core.dynamo import scan_all
 from batchdrop_core.extend.signing import signature_headers
 from batchdrop_core.observability import logger as powertools_logger
 from batchdrop_core.timeutil import parse_iso
-from batchdrop_core.tracking import BatchState, BatchStore, FileStatus, FileStore, StateStore
+from batchdrop_core.tracking import (
+    SUBMISSION_NOT_SENT,
+    BatchState,
+    BatchStore,
+    FileStatus,
+    FileStore,
+    StateStore,
+    with_derived_names,
+)
 from sandbox.aws import queue_depth
 from sandbox.demo import EXAMPLE_ROUTES
 from sandbox.documents import _pdf, sample_files
@@ -583,9 +591,14 @@ def _event(event_id: str, batch_id: str, event_type: str = "batch_processor_run.
 # -- driving the sandbox ---------------------------------------------------------------------------
 
 
+# The invoices route forwards user metadata, so the run covers both intake paths: reading each object
+# (metadata, objects deleted before intake) and reading nothing but the notification.
+RELIABILITY_ROUTES = [{**r, "forwardUserMetadata": r["name"] == "invoices"} for r in EXAMPLE_ROUTES]
+
+
 def sandbox_options(options: RunOptions) -> SandboxOptions:
     return SandboxOptions(
-        routes=EXAMPLE_ROUTES,
+        routes=RELIABILITY_ROUTES,
         settings={
             "maxBatchSize": options.batch_size,
             "maxWaitSeconds": options.max_wait,
@@ -635,12 +648,11 @@ class Driver:
             self.after_uploads(files)
 
     def after_uploads(self, files: list[Planned]) -> None:
-        # A new version of an object already tracked (moto's notifications carry no version id, so the
-        # first version must be tracked before the second exists; real S3 names the version).
-        self.wait_tracked(OVERWRITTEN_KEY)
+        # A new version of an object already uploaded: S3 names each version in its notification.
         self.put(Planned(OVERWRITTEN_KEY, _pdf(["STATEMENT\nReference: v2"])))
         self.uploaded_versions += 1
-        # A duplicate notification for a file that is already tracked.
+        # A duplicate notification (without a version id, as from an unversioned bucket: intake asks S3
+        # for the version) for a file that is already tracked.
         regular = next(f for f in files if f.key.startswith("invoices/2026/"))
         self.wait_tracked(regular.key)
         self.send(_record_message(self.bucket, regular.key, len(regular.body)))
@@ -780,7 +792,7 @@ def gather(
     resources = deployment.resources
     session = deployment.session
     ddb, s3 = session.client("dynamodb"), session.client("s3")
-    files = list(scan(ddb, resources.files_table))
+    files = [with_derived_names(f) for f in scan(ddb, resources.files_table)]
     submissions = list(scan(ddb, resources.batches_table))
     drop_versions = [
         v
@@ -850,30 +862,38 @@ def peek_queue(sandbox: Sandbox, url: str) -> list[str]:
     return bodies
 
 
-def _queued_intervals(history: list[dict[str, Any]]) -> list[tuple[float, float]]:
-    """The (start, end) epoch times during which a file was QUEUED."""
-    intervals = []
-    for i, entry in enumerate(history):
-        if entry["status"] != FileStatus.QUEUED:
-            continue
+@dataclass(frozen=True)
+class QueueStay:
+    """A time a file waited in the queue: from ``start``, at queue position ``place`` (its queuedAt), until
+    ``taken_by`` claimed it (None while it still waits)."""
+
+    start: float
+    place: float
+    taken_by: str | None
+
+
+def queue_stays(f: dict[str, Any]) -> list[QueueStay]:
+    """Each time a file waited in the queue. It arrives queued, and each history entry is a claim that sent
+    it back: a requeued attempt puts it at the back of the queue, a submission that never reached Extend
+    gives it back its old place."""
+    if f["status"] == FileStatus.REJECTED:
+        return []
+    stays = []
+    start = place = parse_iso(f["arrivedAt"]).timestamp()
+    for entry in f.get("history", []):
+        stays.append(QueueStay(start, place, entry.get("submissionId")))
         start = parse_iso(entry["at"]).timestamp()
-        end = parse_iso(history[i + 1]["at"]).timestamp() if i + 1 < len(history) else float("inf")
-        intervals.append((start, end))
-    return intervals
+        if entry.get("reason") != SUBMISSION_NOT_SENT:
+            place = start
+    stays.append(QueueStay(start, place, f.get("submissionId")))
+    return stays
 
 
-def claim_context(history: list[dict[str, Any]], submission_id: str) -> tuple[float | None, float | None]:
-    """(the queuedAt a file had when a submission claimed it, the claim time), as epoch seconds.
-
-    A file's queue position is set when it arrives and when it is requeued after a failed run; a release
-    (a submission that never reached Extend) keeps it."""
-    queued_at = None
-    for entry in history:
-        if entry["status"] == FileStatus.QUEUED and entry.get("reason") != "SUBMISSION_NOT_SENT":
-            queued_at = parse_iso(entry["at"]).timestamp()
-        elif entry["status"] == FileStatus.SUBMITTING and entry.get("submissionId") == submission_id:
-            return queued_at, parse_iso(entry["at"]).timestamp()
-    return None, None
+def _claim_window(submission: dict[str, Any]) -> tuple[float, float]:
+    """When a submission took its files: after it was created, before its POST was answered."""
+    created = parse_iso(submission["createdAt"]).timestamp()
+    answered = submission.get("submittedAt")
+    return created, parse_iso(answered).timestamp() if answered else created
 
 
 def _input_ids(item: dict[str, Any]) -> dict[str, str]:
@@ -894,13 +914,6 @@ def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> d
         if not (ver["Key"].endswith("/") and ver["Size"] == 0)
     } | exp.synthetic_items
     items = Counter((f["key"], f["versionId"]) for f in state.files if f["bucket"] == drop_bucket)
-    # moto's notifications carry no version id and a NO_ROUTE file is rejected without reading S3, so
-    # in the sandbox such an item is keyed "null" (real S3 names the version in the notification).
-    versions_of = Counter(key for key, _ in expected_items)
-    for f in state.files:
-        key = f["key"]
-        if f["versionId"] == "null" and f.get("failureReason") == "NO_ROUTE" and versions_of[key] == 1:
-            expected_items = {(k, vid) for k, vid in expected_items if k != key} | {(key, "null")}
     for key_version in sorted(expected_items - set(items)):
         v["I1"].append(f"object version {key_version!r} has no Files item")
     for key_version in sorted(set(items) - expected_items):
@@ -932,7 +945,7 @@ def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> d
         if submission is None:
             v["I3"].append(f"batch {batch['id']} names submission {sid}, which does not exist")
             continue
-        _check_batch(v, batch, submission, [i["fileId"] for i in ids], files, routes, settings)
+        _check_batch(v, batch, submission, [i["fileId"] for i in ids], files, subs, routes, settings)
 
     # -- I3: no file in two batches per attempt ------------------------------------------------------
     for sid, batch_ids in batches_of_submission.items():
@@ -1071,6 +1084,7 @@ def _check_batch(
     submission: dict[str, Any],
     fids: list[str],
     files: dict[str, dict[str, Any]],
+    subs: dict[str, dict[str, Any]],
     routes: dict[str, Any],
     settings: Any,
 ) -> None:
@@ -1088,12 +1102,11 @@ def _check_batch(
         v["I2"].append(f"batch {batch['id']} went to {batch['type']} {batch['processor']['id']}")
     if size >= settings.max_batch_size:
         return
-    created = parse_iso(submission["createdAt"]).timestamp()
-    contexts = [claim_context(files[fid].get("history", []), sid) for fid in fids if fid in files]
-    queued = [q for q, _ in contexts if q is not None]
-    claimed = [c for _, c in contexts if c is not None]
-    if not queued or not claimed:
-        v["I2"].append(f"batch {batch['id']}: its files' histories do not show the claim")
+    created, claim_end = _claim_window(submission)
+    stays = [stay for fid in fids if fid in files for stay in queue_stays(files[fid])]
+    queued = [stay.place for stay in stays if stay.taken_by == sid]
+    if not queued:
+        v["I2"].append(f"batch {batch['id']}: its files' items do not show the claim")
         return
     waited = created - min(queued)
     if waited + CLOCK_TOLERANCE < settings.max_wait_seconds:
@@ -1101,13 +1114,13 @@ def _check_batch(
             f"partial batch {batch['id']} ({size} files) went out when its oldest file had waited only "
             f"{waited:.2f}s (maxWaitSeconds {settings.max_wait_seconds})"
         )
-    claim_end = max(claimed)
     members = set(fids)
     for fid, f in files.items():
         if f.get("route") != submission["route"] or fid in members:
             continue
-        for start, end in _queued_intervals(f.get("history", [])):
-            if start < created - INTAKE_VISIBILITY_SLACK and end > claim_end + CLOCK_TOLERANCE:
+        for stay in queue_stays(f):
+            taken_at = _claim_window(subs[stay.taken_by])[0] if stay.taken_by in subs else float("inf")
+            if stay.start < created - INTAKE_VISIBILITY_SLACK and taken_at > claim_end + CLOCK_TOLERANCE:
                 v["I2"].append(
                     f"partial batch {batch['id']} ({size} files) left {fid!r} waiting in the queue"
                 )

@@ -34,7 +34,8 @@ class Tables(Construct):
                 index_name=index.name,
                 partition_key=_string(index.partition_key),
                 sort_key=_string(index.sort_key) if index.sort_key else None,
-                projection_type=dynamodb.ProjectionType.ALL,
+                projection_type=dynamodb.ProjectionType(index.projection_type),
+                non_key_attributes=list(index.projection) if index.projection else None,
             )
         return table
 

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,7 +41,7 @@ from batchdrop_core.observability import logger
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.submit import SEARCH_SKEW
 from batchdrop_core.timeutil import now_iso, parse_iso
-from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, split_file_id
+from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
 
 # The results function's event source runs at most this many copies at once (stacks/constants.py: the
 # ESM's minimum). Only the one holding the reader claim reads runs, at the deployment's whole read rate.
@@ -65,7 +65,6 @@ MAX_FAILED_FILES_IN_MESSAGE = 50
 MAX_S3_KEY_BYTES = 1024
 LONG_KEYS_FOLDER = "_long-keys"  # results of source keys too long to nest under results/
 
-OPEN_FILE_STATUSES = (FileStatus.SUBMITTED, FileStatus.SUBMITTING)
 # A file Extend made no run for was never tried: it goes round again whatever the configured reasons.
 MISSING_RUN = "MISSING_RUN"
 REQUEUED = "REQUEUED"  # manifest status of a file sent round again
@@ -199,7 +198,7 @@ def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
                 extra={"batchId": batch_id, "submissionId": sid, "knownBatchId": submission.batch_id},
             )
             return None
-        rt.files.set_batch_id(rt.files.of_submission(sid), sid, batch_id)
+        # The files learn the batch id when their outcome is recorded.
         submission.batch_id = batch_id
         logger.info("batch linked to its submission via run metadata", extra={"submissionId": sid})
         return submission
@@ -293,10 +292,10 @@ def _collect_submission(
         ids = run.batchdrop_metadata
         if ids.get("submissionId") == sid and ids.get("fileId"):
             runs_by_file.setdefault(ids["fileId"], run)
-    file_ids = set(runs_by_file) | {f.file_id for f in rt.files.of_submission(sid)}
-    files = _read_files(rt, file_ids)
+    file_ids = set(runs_by_file) | set(rt.files.ids_of_submission(sid))
+    files = rt.files.batch_get_ids(file_ids)
     # Settled files are skipped: continuations and duplicate requests record nothing twice.
-    open_files = [f for f in files.values() if f.submission_id == sid and f.status in OPEN_FILE_STATUSES]
+    open_files = [f for f in files.values() if f.submission_id == sid and f.status == FileStatus.SUBMITTED]
 
     to_fetch: list[tuple[TrackedFile, RunSummary]] = []
     for tracked in open_files:
@@ -324,15 +323,6 @@ def _collect_submission(
     finish_submission(rt, submission, batch_status, file_ids, runs_by_file)
     outcome.add("completed")
     return True
-
-
-def _read_files(rt: Runtime, file_ids: Iterable[str]) -> dict[str, TrackedFile]:
-    keys = []
-    for fid in file_ids:
-        file_key, version_id = split_file_id(fid)
-        bucket, _, key = file_key.partition("/")
-        keys.append((bucket, key, version_id))
-    return rt.files.batch_get(keys)
 
 
 def fetch_processed_runs(
@@ -475,7 +465,7 @@ def settle_failure(
     sid = submission.submission_id
     retryable = reason in settings.retryable_failure_reasons or reason == MISSING_RUN
     if retryable and tracked.attempts < settings.max_attempts:
-        if rt.files.requeue(tracked, sid, reason, message):
+        if rt.files.requeue(tracked, sid, reason, message, run_id=run_id):
             outcome.requeued(tracked.route or submission.route)
         return
     recorded = rt.files.record_outcome(
@@ -504,7 +494,7 @@ def finish_submission(
 ) -> None:
     """Manifest, final state and counts, then the one announcement."""
     sid = submission.submission_id
-    files = _read_files(rt, file_ids)
+    files = rt.files.batch_get_ids(file_ids)
     lines: list[dict[str, Any]] = []
     failed: list[TrackedFile] = []
     counts: Counter[str] = Counter()

@@ -40,6 +40,9 @@ class Route(_Model):
     version: str | None = None
     override_config: dict[str, Any] | None = Field(default=None, alias="overrideConfig")
     priority: int | None = Field(default=None, ge=1, le=100)
+    # Send the object's user metadata (x-amz-meta-*) with each run. It costs a HeadObject per file at
+    # intake (S3 notifications carry no metadata), so it is off unless a route asks for it.
+    forward_user_metadata: bool = Field(default=False, alias="forwardUserMetadata")
 
     @field_validator("name")
     @classmethod

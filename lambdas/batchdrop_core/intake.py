@@ -86,8 +86,6 @@ def _describe(rt: Runtime, created: ObjectCreated) -> TrackedFile:
         version_id=created.version_id or UNVERSIONED,
         status=FileStatus.QUEUED,
         route=route.name if route else None,
-        processor_type=route.type if route else None,
-        processor_id=route.processor_id if route else None,
         size=created.size,
         etag=created.etag,
         arrived_at=arrived_at,
@@ -106,8 +104,9 @@ def _describe(rt: Runtime, created: ObjectCreated) -> TrackedFile:
         return reject(RejectReason.NO_ROUTE, "the key is under no configured route prefix")
     head = None
     if not created.version_id:
-        # Notifications from moto (and from unversioned buckets) carry no version: the item must be keyed by
-        # the version S3 reports, or a later backfill of the same object would look like a new file.
+        # S3 names the version in the notification of a versioned bucket; without it (an unversioned bucket)
+        # the item must be keyed by the version S3 reports, or a later backfill of the same object would look
+        # like a new file.
         head = _head_object(rt, created)
         if head is None:
             return reject(RejectReason.OBJECT_NOT_FOUND, "the object was deleted before it could be read")
@@ -124,6 +123,8 @@ def _describe(rt: Runtime, created: ObjectCreated) -> TrackedFile:
     if not is_supported(created.key):
         extension = extension_of(created.key) or "no extension"
         return reject(RejectReason.UNSUPPORTED_TYPE, f"Extend does not accept this file type ({extension})")
+    if not route.forward_user_metadata:
+        return tracked  # the notification said all intake needs: no request to S3
     head = head or _head_object(rt, created)
     if head is None:
         return reject(RejectReason.OBJECT_NOT_FOUND, "the object was deleted before it could be read")

@@ -146,6 +146,8 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         raise
 
     rt.batches.link_batch_id(sid, batch.id)
+    # The submission records what its files share (batch, time, URL expiry): no write per file (readers
+    # join a file to its submission through submissionId).
     rt.batches.transition(
         sid,
         [BatchState.SUBMITTING],
@@ -153,8 +155,8 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         submittedAt=now_iso(),
         extendStatus=batch.status,
         fileCount=len(claimed),
+        urlExpiresAt=url_expires_at,
     )
-    rt.files.mark_submitted(claimed, sid, batch.id, url_expires_at=url_expires_at)
     submission.batch_id = batch.id
     submission.file_count = len(claimed)
     submission.state = BatchState.SUBMITTED
@@ -185,11 +187,11 @@ def claim_files(rt: Runtime, route: Route, submission_id: str, size: int) -> lis
     seen: set[str] = set()
     for _ in range(5):
         candidates = [
-            f for f in rt.files.oldest_queued(route.name, size + len(seen)) if f.file_id not in seen
+            e for e in rt.files.oldest_queued(route.name, size + len(seen)) if e.file_id not in seen
         ][: size - len(claimed)]
         if not candidates:
             break
-        seen.update(f.file_id for f in candidates)
+        seen.update(e.file_id for e in candidates)
         claimed += rt.files.claim(candidates, submission_id)
         if len(claimed) >= size:
             break
@@ -212,13 +214,13 @@ def build_inputs(
         if tracked.version_id != "null":
             params["VersionId"] = tracked.version_id
         if rt.settings.file_transfer == "upload":
-            body = s3.get_object(**params)["Body"].read()
-            uploaded = rt.extend.upload_file(name, body, tracked.content_type)
+            obj = s3.get_object(**params)
+            uploaded = rt.extend.upload_file(name, obj["Body"].read(), obj.get("ContentType"))
             return FileRef.from_id(uploaded.id)
         url = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         return FileRef.from_url(url, name=name)
 
-    refs = rt.files._parallel(file_ref, files)
+    refs = rt.files.map_parallel(file_ref, files)
     inputs = [
         BatchInput(
             file=ref,
@@ -233,7 +235,7 @@ def build_inputs(
 
 
 def _abandon(rt: Runtime, submission_id: str, files: list[TrackedFile], note: str) -> None:
-    rt.files.release(files, submission_id, reason="SUBMISSION_NOT_SENT")
+    rt.files.release(files, submission_id)
     rt.batches.transition(
         submission_id, [BatchState.SUBMITTING, BatchState.UNKNOWN], BatchState.ABANDONED, note=note[:500]
     )
@@ -281,7 +283,7 @@ def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:
 
 def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: FlushOutcome) -> None:
     sid = submission.submission_id
-    files = [f for f in rt.files.of_submission(sid) if f.status == FileStatus.SUBMITTING]
+    files = [f for f in rt.files.of_submission(sid) if f.status == FileStatus.SUBMITTED]
     fresh = rt.batches.get(sid)
     batch_id = fresh.batch_id if fresh else None
     run_ids: dict[str, str] = {}
@@ -297,7 +299,6 @@ def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: F
             adopted=True,
             note=f"adopted after an ambiguous submission ({len(run_ids) or 'batch id known'} runs found)",
         )
-        rt.files.mark_submitted(files, sid, batch_id, run_ids=run_ids)
         outcome.counts["adopted"] += 1
         logger.info("ambiguous submission adopted", extra={"submissionId": sid, "runs": len(run_ids)})
         return

@@ -11,9 +11,28 @@ from typing import Any
 
 @dataclass(frozen=True)
 class IndexSpec:
+    """A global secondary index. ``projection`` names the attributes copied into it besides the keys;
+    ``None`` copies the whole item (ALL), ``()`` only the keys (KEYS_ONLY).
+
+    A narrow projection is cheaper twice over: an index entry costs write units by its own size, and an
+    update that changes no attribute of the entry does not write to the index at all."""
+
     name: str
     partition_key: str
     sort_key: str | None = None
+    projection: tuple[str, ...] | None = ()
+
+    @property
+    def projection_type(self) -> str:
+        if self.projection is None:
+            return "ALL"
+        return "INCLUDE" if self.projection else "KEYS_ONLY"
+
+    def boto_projection(self) -> dict[str, Any]:
+        projection: dict[str, Any] = {"ProjectionType": self.projection_type}
+        if self.projection:
+            projection["NonKeyAttributes"] = list(self.projection)
+        return projection
 
 
 @dataclass(frozen=True)
@@ -45,7 +64,7 @@ class TableSpec:
                 {
                     "IndexName": index.name,
                     "KeySchema": _key_schema(index.partition_key, index.sort_key),
-                    "Projection": {"ProjectionType": "ALL"},
+                    "Projection": index.boto_projection(),
                 }
                 for index in self.indexes
             ]
@@ -60,6 +79,8 @@ def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]
 
 
 # Files: one item per S3 object version. fileKey = "<bucket>/<key>", versionId = the S3 version id.
+# The Files indexes hold keys only: their readers need to know which files, and read the items themselves
+# (the submitter's claim returns the claimed item), so a file's outcome write touches no index.
 FILES_QUEUED_INDEX = IndexSpec("queued", "queuedShard", "queuedAt")  # sparse: only QUEUED files
 # Files of one batch. No sort key: an index sort key is limited to 1,024 bytes, and fileKey
 # ("<bucket>/<key>") is longer than that for the longest S3 keys, so such a file could never be written.
@@ -73,8 +94,9 @@ FILES = TableSpec(
 )
 
 # Batches: one item per submission (ours, created before the POST); batchId is Extend's id.
-BATCHES_BATCH_ID_INDEX = IndexSpec("byBatchId", "batchId")
-BATCHES_OPEN_INDEX = IndexSpec("open", "openRoute", "createdAt")  # sparse: non-terminal submissions
+BATCHES_BATCH_ID_INDEX = IndexSpec("byBatchId", "batchId")  # readers then read the item itself
+# sparse: non-terminal submissions; its readers (sweep, reconciler, orphans, status) use whole submissions.
+BATCHES_OPEN_INDEX = IndexSpec("open", "openRoute", "createdAt", projection=None)
 BATCHES = TableSpec(
     construct_id="Batches",
     partition_key="submissionId",

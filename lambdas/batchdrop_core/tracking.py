@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from batchdrop_core.dynamo import (
     UpdateBuilder,
     conditional_write,
@@ -38,14 +40,13 @@ from batchdrop_core.timeutil import now_iso
 
 class FileStatus:
     QUEUED = "QUEUED"
-    SUBMITTING = "SUBMITTING"
-    SUBMITTED = "SUBMITTED"
+    SUBMITTED = "SUBMITTED"  # in a submission; the submission's state says whether Extend has it yet
     PROCESSED = "PROCESSED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
 
     TERMINAL = frozenset({PROCESSED, FAILED, REJECTED})
-    ALL = (QUEUED, SUBMITTING, SUBMITTED, PROCESSED, FAILED, REJECTED)
+    ALL = (QUEUED, SUBMITTED, PROCESSED, FAILED, REJECTED)
 
 
 class BatchState:
@@ -81,15 +82,18 @@ def new_submission_id() -> str:
 
 @dataclass
 class TrackedFile:
-    """One object version and where it is in the pipeline (an item of the Files table)."""
+    """One object version and where it is in the pipeline (an item of the Files table).
+
+    The item is kept under 1 KB for a normal file, so each of its writes costs one write unit: what the
+    submission records (processor, submission and URL-expiry times) is read from the Batches item, the
+    bucket and key are read from ``fileKey``, and ``history`` holds only claims that went round again.
+    """
 
     bucket: str
     key: str
     version_id: str
     status: str
     route: str | None = None
-    processor_type: str | None = None
-    processor_id: str | None = None
     size: int | None = None
     etag: str | None = None
     content_type: str | None = None
@@ -100,13 +104,13 @@ class TrackedFile:
     batch_id: str | None = None
     run_id: str | None = None
     attempts: int = 0
-    submitted_at: str | None = None
-    url_expires_at: str | None = None
     completed_at: str | None = None
     result_key: str | None = None
     result_summary: dict[str, Any] | None = None
     failure_reason: str | None = None
     failure_message: str | None = None
+    # One entry per claim that did not settle the file (a requeued attempt, or a submission that never
+    # reached Extend): {at, status: QUEUED, submissionId, runId?, reason}; at most MAX_HISTORY_ENTRIES.
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -122,14 +126,13 @@ class TrackedFile:
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> TrackedFile:
+        bucket, _, key = values["fileKey"].partition("/")
         return cls(
-            bucket=values["bucket"],
-            key=values["key"],
+            bucket=bucket,
+            key=key,
             version_id=values["versionId"],
             status=values["status"],
             route=values.get("route"),
-            processor_type=values.get("processorType"),
-            processor_id=values.get("processorId"),
             size=values.get("size"),
             etag=values.get("etag"),
             content_type=values.get("contentType"),
@@ -140,8 +143,6 @@ class TrackedFile:
             batch_id=values.get("batchId"),
             run_id=values.get("runId"),
             attempts=values.get("attempts", 0),
-            submitted_at=values.get("submittedAt"),
-            url_expires_at=values.get("urlExpiresAt"),
             completed_at=values.get("completedAt"),
             result_key=values.get("resultKey"),
             result_summary=values.get("resultSummary"),
@@ -154,13 +155,8 @@ class TrackedFile:
         return {
             "fileKey": self.file_key,
             "versionId": self.version_id,
-            "fileId": self.file_id,
-            "bucket": self.bucket,
-            "key": self.key,
             "status": self.status,
             "route": self.route,
-            "processorType": self.processor_type,
-            "processorId": self.processor_id,
             "size": self.size,
             "etag": self.etag,
             "contentType": self.content_type,
@@ -170,9 +166,7 @@ class TrackedFile:
             "submissionId": self.submission_id,
             "batchId": self.batch_id,
             "runId": self.run_id,
-            "attempts": self.attempts,
-            "submittedAt": self.submitted_at,
-            "urlExpiresAt": self.url_expires_at,
+            "attempts": self.attempts or None,
             "completedAt": self.completed_at,
             "resultKey": self.result_key,
             "resultSummary": self.result_summary,
@@ -182,13 +176,43 @@ class TrackedFile:
         }
 
 
+def with_derived_names(values: dict[str, Any]) -> dict[str, Any]:
+    """A Files item's values plus the names its key implies (``fileId``, ``bucket``, ``key``), which the
+    item does not store; for readers of raw items (the sandbox's checks, operators' scripts)."""
+    bucket, _, key = values["fileKey"].partition("/")
+    return {**values, "fileId": f"{values['fileKey']}#{values['versionId']}", "bucket": bucket, "key": key}
+
+
+@dataclass(frozen=True)
+class QueuedEntry:
+    """A file as the queued index lists it: its keys and its place in the queue."""
+
+    file_key: str
+    version_id: str
+    queued_at: str
+
+    @property
+    def file_id(self) -> str:
+        return f"{self.file_key}#{self.version_id}"
+
+    def item_key(self) -> dict[str, Any]:
+        return {"fileKey": serialize(self.file_key), "versionId": serialize(self.version_id)}
+
+
 def queued_shard(route: str, file_identifier: str, shards: int) -> str:
     digest = hashlib.blake2s(file_identifier.encode("utf-8"), digest_size=4).digest()
     return f"{route}#{int.from_bytes(digest, 'big') % shards}"
 
 
-def _history(status: str, at: str, **details: Any) -> list[dict[str, Any]]:
+def _entry(at: str, status: str, **details: Any) -> list[dict[str, Any]]:
     return [{"at": at, "status": status, **{k: v for k, v in details.items() if v is not None}}]
+
+
+# History is kept for attempts that did not settle a file. Releases (a submission that never reached Extend)
+# do not use an attempt, so a long outage could repeat them without end: the history stops growing here,
+# and so does the item.
+MAX_HISTORY_ENTRIES = 20
+SUBMISSION_NOT_SENT = "SUBMISSION_NOT_SENT"  # history reason of a release
 
 
 class FileStore:
@@ -206,9 +230,6 @@ class FileStore:
     def add(self, tracked: TrackedFile) -> bool:
         """Create the item for a new object version; False when it already exists (a duplicate event)."""
         values = tracked.to_values()
-        values["history"] = _history(
-            tracked.status, tracked.arrived_at or now_iso(), reason=tracked.failure_reason
-        )
         if tracked.status == FileStatus.QUEUED:
             values["queuedShard"] = queued_shard(
                 tracked.route or UNROUTED, tracked.file_id, self.queued_shards
@@ -281,7 +302,7 @@ class FileStore:
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return count, oldest
 
-    def oldest_queued(self, route: str, limit: int) -> list[TrackedFile]:
+    def oldest_queued(self, route: str, limit: int) -> list[QueuedEntry]:
         """The ``limit`` oldest QUEUED files of a route: a lazy merge of the index shards.
 
         Files hash evenly over the shards, so each shard is read a page of about limit/shards at a time
@@ -289,60 +310,71 @@ class FileStore:
         """
         page_size = max(10, -(-limit * 5 // (4 * self.queued_shards)))
 
-        def shard_files(shard: int) -> Iterator[TrackedFile]:
+        def shard_entries(shard: int) -> Iterator[QueuedEntry]:
             kwargs = {**self._queued_query(route, shard), "Limit": page_size}
             while True:
                 page = self.client.query(**kwargs)
                 for item in page.get("Items", []):
-                    yield TrackedFile.from_values(from_item(item))
+                    values = from_item(item)
+                    yield QueuedEntry(values["fileKey"], values["versionId"], values["queuedAt"])
                 if "LastEvaluatedKey" not in page:
                     return
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
         merged = heapq.merge(
-            *(shard_files(s) for s in range(self.queued_shards)), key=lambda f: (f.queued_at or "", f.file_id)
+            *(shard_entries(s) for s in range(self.queued_shards)), key=lambda e: (e.queued_at, e.file_id)
         )
         return list(itertools.islice(merged, limit))
 
-    def _parallel(self, function: Any, files: Iterable[TrackedFile]) -> list[Any]:
-        files = list(files)
-        if len(files) <= 1:
-            return [function(f) for f in files]
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(files))) as pool:
-            return list(pool.map(function, files))
+    def _parallel(self, function: Any, items: Iterable[Any]) -> list[Any]:
+        items = list(items)
+        if len(items) <= 1:
+            return [function(f) for f in items]
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
+            return list(pool.map(function, items))
 
-    def _conditional_update(self, tracked: TrackedFile, update: UpdateBuilder, condition: str) -> bool:
+    def map_parallel(self, function: Any, items: Iterable[Any]) -> list[Any]:
+        """``function`` over ``items`` on the store's I/O threads, results in order."""
+        return self._parallel(function, items)
+
+    def _conditional_update(self, key: dict[str, Any], update: UpdateBuilder, condition: str) -> bool:
         return conditional_write(
-            self.client.update_item, TableName=self.table, Key=tracked.item_key(), **update.kwargs(condition)
+            self.client.update_item, TableName=self.table, Key=key, **update.kwargs(condition)
         )
 
-    def claim(self, files: Iterable[TrackedFile], submission_id: str) -> list[TrackedFile]:
-        """Move QUEUED files into a submission; returns the ones claimed (others moved on meanwhile)."""
-        at = now_iso()
+    def claim(self, entries: Iterable[QueuedEntry], submission_id: str) -> list[TrackedFile]:
+        """Move QUEUED files into a submission; returns the claimed files as they now are (the others
+        moved on meanwhile). One conditional write per file, which also reads the item back."""
 
-        def claim_one(tracked: TrackedFile) -> TrackedFile | None:
+        def claim_one(entry: QueuedEntry) -> TrackedFile | None:
             update = (
                 UpdateBuilder()
-                .set("status", FileStatus.SUBMITTING)
+                .set("status", FileStatus.SUBMITTED)
                 .set("submissionId", submission_id)
                 .remove("queuedShard")
                 .remove("batchId")
                 .remove("runId")
                 .add_number("attempts", 1)
-                .append("history", _history(FileStatus.SUBMITTING, at, submissionId=submission_id))
             )
             update.value("expectQueued", FileStatus.QUEUED)
-            if not self._conditional_update(tracked, update, "#status = :expectQueued"):
-                return None
-            tracked.status = FileStatus.SUBMITTING
-            tracked.submission_id = submission_id
-            tracked.attempts += 1
-            return tracked
+            try:
+                response = self.client.update_item(
+                    TableName=self.table,
+                    Key=entry.item_key(),
+                    ReturnValues="ALL_NEW",
+                    **update.kwargs("#status = :expectQueued"),
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    return None
+                raise
+            return TrackedFile.from_values(from_item(response["Attributes"]))
 
-        return [f for f in self._parallel(claim_one, files) if f is not None]
+        return [f for f in self._parallel(claim_one, entries) if f is not None]
 
-    def release(self, files: Iterable[TrackedFile], submission_id: str, reason: str) -> int:
-        """Put a submission's files back in the queue, keeping their place (original queuedAt)."""
+    def release(self, files: Iterable[TrackedFile], submission_id: str) -> int:
+        """Put the files of a submission that never reached Extend back in the queue, in their old place
+        (``queuedAt`` is kept), with the attempt given back; the history says which submission held them."""
         at = now_iso()
 
         def release_one(tracked: TrackedFile) -> bool:
@@ -353,64 +385,24 @@ class FileStore:
                     "queuedShard",
                     queued_shard(tracked.route or UNROUTED, tracked.file_id, self.queued_shards),
                 )
-                .set("queuedAt", tracked.queued_at or tracked.arrived_at or at)
+                .set_if_absent("queuedAt", tracked.queued_at or tracked.arrived_at or at)
                 .remove("submissionId")
                 .add_number("attempts", -1)
-                .append("history", _history(FileStatus.QUEUED, at, submissionId=submission_id, reason=reason))
             )
+            if len(tracked.history) < MAX_HISTORY_ENTRIES:
+                update.append(
+                    "history",
+                    _entry(at, FileStatus.QUEUED, submissionId=submission_id, reason=SUBMISSION_NOT_SENT),
+                )
             update.value("expectSubmission", submission_id)
-            update.value("expectSubmitting", FileStatus.SUBMITTING)
-            condition = "submissionId = :expectSubmission AND #status = :expectSubmitting"
-            return self._conditional_update(tracked, update, condition)
+            update.value("expectSubmitted", FileStatus.SUBMITTED)
+            condition = "submissionId = :expectSubmission AND #status = :expectSubmitted"
+            return self._conditional_update(tracked.item_key(), update, condition)
 
         return sum(self._parallel(release_one, files))
 
-    def mark_submitted(
-        self,
-        files: Iterable[TrackedFile],
-        submission_id: str,
-        batch_id: str | None,
-        *,
-        url_expires_at: str | None = None,
-        run_ids: dict[str, str] | None = None,
-    ) -> int:
-        """SUBMITTING → SUBMITTED once Extend has the batch (or its runs were found, for an adopted one)."""
-        at = now_iso()
-
-        def mark_one(tracked: TrackedFile) -> bool:
-            update = (
-                UpdateBuilder()
-                .set("status", FileStatus.SUBMITTED)
-                .set("submittedAt", at)
-                .append(
-                    "history",
-                    _history(FileStatus.SUBMITTED, at, submissionId=submission_id, batchId=batch_id),
-                )
-            )
-            if batch_id:
-                update.set("batchId", batch_id)
-            if url_expires_at:
-                update.set("urlExpiresAt", url_expires_at)
-            if run_ids and tracked.file_id in run_ids:
-                update.set("runId", run_ids[tracked.file_id])
-            update.value("expectSubmission", submission_id)
-            update.value("expectSubmitting", FileStatus.SUBMITTING)
-            condition = "submissionId = :expectSubmission AND #status = :expectSubmitting"
-            return self._conditional_update(tracked, update, condition)
-
-        return sum(self._parallel(mark_one, files))
-
-    def set_batch_id(self, files: Iterable[TrackedFile], submission_id: str, batch_id: str) -> int:
-        """Record a batch id learnt late (adopted submissions) on files that are still in that submission."""
-
-        def set_one(tracked: TrackedFile) -> bool:
-            update = UpdateBuilder().set("batchId", batch_id)
-            update.value("expectSubmission", submission_id)
-            return self._conditional_update(tracked, update, "submissionId = :expectSubmission")
-
-        return sum(self._parallel(set_one, files))
-
-    def of_submission(self, submission_id: str) -> list[TrackedFile]:
+    def ids_of_submission(self, submission_id: str) -> list[str]:
+        """The file ids the bySubmission index lists for a submission (eventually consistent)."""
         items = query_all(
             self.client,
             TableName=self.table,
@@ -418,7 +410,12 @@ class FileStore:
             KeyConditionExpression="submissionId = :s",
             ExpressionAttributeValues={":s": serialize(submission_id)},
         )
-        return [TrackedFile.from_values(v) for v in items]
+        return [f"{v['fileKey']}#{v['versionId']}" for v in items]
+
+    def of_submission(self, submission_id: str) -> list[TrackedFile]:
+        """The files a submission still holds, read from the table (the index only says which)."""
+        files = self.batch_get_ids(self.ids_of_submission(submission_id))
+        return [f for f in files.values() if f.submission_id == submission_id]
 
     # -- outcomes ---------------------------------------------------------------------------------------
     def record_outcome(
@@ -434,7 +431,7 @@ class FileStore:
         failure_reason: str | None = None,
         failure_message: str | None = None,
     ) -> bool:
-        """SUBMITTED (or SUBMITTING) → PROCESSED/FAILED, exactly once per attempt (I4)."""
+        """SUBMITTED → PROCESSED/FAILED, exactly once per attempt (I4)."""
         at = now_iso()
         update = (
             UpdateBuilder()
@@ -445,10 +442,6 @@ class FileStore:
             .set("resultSummary", result_summary)
             .set("failureReason", failure_reason)
             .set("failureMessage", failure_message)
-            .append(
-                "history",
-                _history(status, at, submissionId=submission_id, runId=run_id, reason=failure_reason),
-            )
         )
         if batch_id:
             update.set("batchId", batch_id)
@@ -456,15 +449,21 @@ class FileStore:
             update.set("problemRoute", tracked.route or UNROUTED).set("problemAt", at)
         update.value("expectSubmission", submission_id)
         update.value("expectSubmitted", FileStatus.SUBMITTED)
-        update.value("expectSubmitting", FileStatus.SUBMITTING)
-        condition = "submissionId = :expectSubmission AND #status IN (:expectSubmitted, :expectSubmitting)"
-        return self._conditional_update(tracked, update, condition)
+        condition = "submissionId = :expectSubmission AND #status = :expectSubmitted"
+        return self._conditional_update(tracked.item_key(), update, condition)
 
     def requeue(
-        self, tracked: TrackedFile, submission_id: str | None, reason: str, message: str | None
+        self,
+        tracked: TrackedFile,
+        submission_id: str | None,
+        reason: str,
+        message: str | None,
+        run_id: str | None = None,
     ) -> bool:
-        """Send a file round again (a retryable run failure, or an operator retry of a FAILED file)."""
+        """Send a file round again (a retryable run failure, or an operator retry of a FAILED file), at the
+        back of the queue; the attempt that did not settle it goes into its history."""
         at = now_iso()
+        previous = submission_id or tracked.submission_id
         update = (
             UpdateBuilder()
             .set("status", FileStatus.QUEUED)
@@ -475,16 +474,18 @@ class FileStore:
             .remove("problemAt")
             .set("failureReason", reason)
             .set("failureMessage", message)
-            .append("history", _history(FileStatus.QUEUED, at, submissionId=submission_id, reason=reason))
         )
+        if len(tracked.history) < MAX_HISTORY_ENTRIES:
+            entry = _entry(at, FileStatus.QUEUED, submissionId=previous, runId=run_id or tracked.run_id)
+            entry[0]["reason"] = reason
+            update.append("history", entry)
         if submission_id is None:
             update.value("expectFailed", FileStatus.FAILED)
-            return self._conditional_update(tracked, update, "#status = :expectFailed")
+            return self._conditional_update(tracked.item_key(), update, "#status = :expectFailed")
         update.value("expectSubmission", submission_id)
         update.value("expectSubmitted", FileStatus.SUBMITTED)
-        update.value("expectSubmitting", FileStatus.SUBMITTING)
-        condition = "submissionId = :expectSubmission AND #status IN (:expectSubmitted, :expectSubmitting)"
-        return self._conditional_update(tracked, update, condition)
+        condition = "submissionId = :expectSubmission AND #status = :expectSubmitted"
+        return self._conditional_update(tracked.item_key(), update, condition)
 
     def problems(self, route: str, since: str | None = None) -> Iterator[TrackedFile]:
         """FAILED and REJECTED files of a route (``-`` for files that matched no route), oldest first."""
@@ -497,8 +498,23 @@ class FileStore:
         if since:
             kwargs["KeyConditionExpression"] += " AND problemAt >= :since"
             kwargs["ExpressionAttributeValues"][":since"] = serialize(since)
-        for values in query_all(self.client, **kwargs):
-            yield TrackedFile.from_values(values)
+        listed = query_all(self.client, **kwargs)
+        while page := list(itertools.islice(listed, 100)):
+            ids = [f"{v['fileKey']}#{v['versionId']}" for v in page]
+            found = self.batch_get_ids(ids)
+            for identifier in ids:
+                tracked = found.get(identifier)
+                if tracked is not None and tracked.status in (FileStatus.FAILED, FileStatus.REJECTED):
+                    yield tracked
+
+    def batch_get_ids(self, file_ids: Iterable[str]) -> dict[str, TrackedFile]:
+        """Files by id, read consistently, 100 per request; returned by file id."""
+        keys = []
+        for identifier in dict.fromkeys(file_ids):
+            file_key, version_id = split_file_id(identifier)
+            bucket, _, key = file_key.partition("/")
+            keys.append((bucket, key, version_id))
+        return self.batch_get(keys)
 
     def batch_get(self, keys: list[tuple[str, str, str]]) -> dict[str, TrackedFile]:
         """Files by (bucket, key, versionId), 100 per request; returned by file id."""
@@ -581,6 +597,7 @@ class Submission:
     note: str | None = None
     notified_at: str | None = None
     manifest_key: str | None = None
+    url_expires_at: str | None = None  # when the presigned URLs of its files expire (url mode)
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Submission:
@@ -604,6 +621,7 @@ class Submission:
             note=values.get("note"),
             notified_at=values.get("notifiedAt"),
             manifest_key=values.get("manifestKey"),
+            url_expires_at=values.get("urlExpiresAt"),
         )
 
 

@@ -37,12 +37,14 @@ def test_status_file_and_batch_follow_files_through_a_flush(sandbox: Sandbox) ->
     (in_flight,) = routes["invoices"]["inFlight"]
     assert in_flight["fileCount"] == 5 and in_flight["batchId"].startswith("bpr_")
 
-    # And `file` shows the file's batch and history
+    # And `file` shows the file's batch, joined through its submission, and no earlier attempt
     (version,) = sandbox.json("file", "invoices/a-0.pdf")["versions"]
     assert version["status"] == FileStatus.SUBMITTED
     assert version["batchId"] == in_flight["batchId"]
     assert version["submissionId"] == in_flight["submissionId"]
-    assert [h["status"] for h in version["history"]] == ["QUEUED", "SUBMITTING", "SUBMITTED"]
+    assert (version["submissionState"], version["processorId"]) == ("SUBMITTED", in_flight["processorId"])
+    assert version["submittedAt"] == in_flight["submittedAt"] and version["urlExpiresAt"]
+    assert version["history"] is None
     rejected = sandbox.json("file", f"s3://{sandbox.drop_bucket}/invoices/empty.pdf")["versions"][0]
     assert (rejected["status"], rejected["failureReason"]) == (FileStatus.REJECTED, "EMPTY_FILE")
 

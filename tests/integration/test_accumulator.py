@@ -15,10 +15,10 @@ import pytest
 from batchdrop_core import timeutil
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.intake import RejectReason
-from batchdrop_core.tracking import BatchState, FileStatus
+from batchdrop_core.tracking import BatchState, FileStatus, with_derived_names
 from sandbox.aws import Deployment, subscribe_queue_to_topic
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import make_settings, sim_batches
+from tests.conftest import EXAMPLE_ROUTES, make_settings, sim_batches
 
 
 def upload(deployment: Deployment, keys: list[str], body: bytes | None = None, **extra: Any) -> None:
@@ -40,7 +40,12 @@ def upload(deployment: Deployment, keys: list[str], body: bytes | None = None, *
 def all_files(pipeline: LocalPipeline) -> list[dict[str, Any]]:
     rt = pipeline.runtime("intake")
     client = rt.client("dynamodb")
-    return list(scan_all(client, TableName=rt.resources.files_table))
+    return [with_derived_names(v) for v in scan_all(client, TableName=rt.resources.files_table)]
+
+
+def all_submissions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
+    rt = pipeline.runtime("intake")
+    return list(scan_all(rt.client("dynamodb"), TableName=rt.resources.batches_table))
 
 
 def batch_file_ids(batch: dict[str, Any]) -> list[str]:
@@ -80,8 +85,9 @@ def pipeline_factory(deployment: Deployment, extend_sim: Any):
 def test_routes_become_full_batches_and_the_remainder_waits_for_max_wait(
     deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given 2,500 files on one route and 300 on another, dropped together
-    pipeline = pipeline_factory(maxWaitSeconds=300)
+    # Given 2,500 files on one route and 300 on another, dropped together (maxWaitSeconds longer than the
+    # slowest machine takes to get them through intake)
+    pipeline = pipeline_factory(maxWaitSeconds=3600)
     upload(deployment, [f"invoices/2026/inv-{i:05d}.pdf" for i in range(2500)])
     upload(deployment, [f"documents/doc-{i:04d}.txt" for i in range(300)])
 
@@ -96,7 +102,7 @@ def test_routes_become_full_batches_and_the_remainder_waits_for_max_wait(
     assert queued == {"invoices": 500, "documents": 300}
 
     # When maxWaitSeconds has passed (the clock moves on) and the schedule sweeps
-    later = timeutil.utc_now() + timedelta(seconds=301)
+    later = timeutil.utc_now() + timedelta(seconds=3601)
     monkeypatch.setattr(timeutil, "utc_now", lambda: later)
     assert set(pipeline.schedule("sweep")["flushed"]) == {"invoices", "documents"}
     pipeline.pump()
@@ -114,7 +120,10 @@ def test_routes_become_full_batches_and_the_remainder_waits_for_max_wait(
     assert len(files) == 2800
     assert_each_file_in_exactly_one_batch(batches, files)
     assert {f["status"] for f in files} == {FileStatus.SUBMITTED}
-    assert all(f["batchId"].startswith("bpr_") and f["urlExpiresAt"] for f in files)
+    # The submission records what its files share: Extend's batch id and when their URLs expire
+    submissions = {s["submissionId"]: s for s in all_submissions(pipeline)}
+    assert all(submissions[f["submissionId"]]["batchId"].startswith("bpr_") for f in files)
+    assert all(submissions[f["submissionId"]]["urlExpiresAt"] for f in files)
 
 
 def test_duplicate_notifications_make_one_item_and_a_new_version_makes_a_new_file(
@@ -174,7 +183,7 @@ def test_crash_after_post_before_recording_is_adopted_not_resubmitted(
     time.sleep(1.1)
     pipeline.submitter.drain()
     assert len(sim_batches(extend_sim)) == 1
-    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTING}
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTED}
     monkeypatch.undo()
 
     # When the grace period passes and the submitter runs again (redelivery / sweep)
@@ -189,10 +198,10 @@ def test_crash_after_post_before_recording_is_adopted_not_resubmitted(
     assert len(batches) == 1
     assert_each_file_in_exactly_one_batch(batches, files)
     assert {f["status"] for f in files} == {FileStatus.SUBMITTED}
-    assert all(f["runId"] for f in files)
     submissions = _submissions(pipeline)
     assert [s["state"] for s in submissions] == [BatchState.SUBMITTED]
     assert submissions[0]["adopted"] is True
+    assert "40 runs found" in submissions[0]["note"]
 
 
 def submit_with_lost_response(
@@ -390,7 +399,10 @@ def _submissions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
 def test_every_rejection_reason_is_recorded(
     deployment: Deployment, extend_sim: Any, pipeline_factory: Any
 ) -> None:
-    pipeline = pipeline_factory(maxFileSizeBytes=1000)
+    # A route that forwards user metadata reads each object (HeadObject): it can find metadata too large
+    # for Extend, and an object deleted before intake read it.
+    routes = [{**r, "forwardUserMetadata": r["name"] == "invoices"} for r in EXAMPLE_ROUTES]
+    pipeline = pipeline_factory(maxFileSizeBytes=1000, routes=routes)
     s3 = deployment.session.client("s3")
     bucket = deployment.resources.drop_bucket
     s3.put_object(Bucket=bucket, Key="invoices/empty.pdf", Body=b"")
@@ -429,3 +441,42 @@ def test_every_rejection_reason_is_recorded(
     problems = {f.key for f in pipeline.runtime("intake").files.problems("invoices")}
     assert problems == {k for k, r in reasons.items() if r and k.startswith("invoices/")}
     assert {f.key for f in pipeline.runtime("intake").files.problems("-")} == {"elsewhere/x.pdf"}
+
+
+def test_intake_reads_nothing_from_s3_unless_a_route_forwards_user_metadata(
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+) -> None:
+    # Given one route that forwards the objects' user metadata and two that do not
+    routes = [{**r, "forwardUserMetadata": r["name"] == "documents"} for r in EXAMPLE_ROUTES]
+    pipeline = pipeline_factory(routes=routes, maxWaitSeconds=1)
+    s3_calls: list[str] = []
+    intake_s3 = pipeline.runtime("intake").client("s3")
+    intake_s3.meta.events.register("before-call.s3", lambda model, **_: s3_calls.append(model.name))
+    s3 = deployment.session.client("s3")
+    bucket = deployment.resources.drop_bucket
+    put = {
+        key: s3.put_object(Bucket=bucket, Key=key, Body=b"%PDF-1.7 test", Metadata={"customer": "acme"})
+        for key in ("invoices/a.pdf", "packets/b.pdf", "documents/c.pdf")
+    }
+
+    # When intake takes the notifications in
+    pipeline.intake.drain()
+
+    # Then only the forwarding route's file was read (S3 names the version in each notification), every
+    # item is keyed by the version S3 created, and only that file carries the metadata
+    assert s3_calls == ["HeadObject"]
+    files = {f["key"]: f for f in all_files(pipeline)}
+    assert {k: f["versionId"] for k, f in files.items()} == {k: r["VersionId"] for k, r in put.items()}
+    assert files["documents/c.pdf"]["userMetadata"] == {"customer": "acme"}
+    assert "userMetadata" not in files["invoices/a.pdf"] and "userMetadata" not in files["packets/b.pdf"]
+
+    # And Extend gets the forwarded metadata beside batchdrop's own ids
+    time.sleep(1.1)
+    pipeline.pump()
+    inputs = {
+        i["metadata"]["batchdrop"]["fileId"].rsplit("#", 1)[0].split("/", 1)[1]: i["metadata"]
+        for b in sim_batches(extend_sim)
+        for i in b["inputs"]
+    }
+    assert inputs["documents/c.pdf"]["customer"] == "acme"
+    assert set(inputs["invoices/a.pdf"]) == {"batchdrop"}

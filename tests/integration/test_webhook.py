@@ -334,7 +334,8 @@ def test_a_webhook_before_the_batch_is_recorded_is_resolved_through_run_metadata
     time.sleep(1.1)
     pipeline.submitter.drain()
     monkeypatch.undo()
-    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTING}
+    assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTED}
+    assert [s["state"] for s in submissions(pipeline)] == [BatchState.SUBMITTING]
 
     # When the batch's webhook arrives and the results worker handles it
     (batch,) = wait_until_finished(env.sim, batches=1)

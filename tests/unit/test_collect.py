@@ -48,8 +48,10 @@ class FakeFiles:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def requeue(self, tracked: TrackedFile, submission_id: str, reason: str, message: str | None) -> bool:
-        self.calls.append(("requeue", {"reason": reason}))
+    def requeue(
+        self, tracked: TrackedFile, submission_id: str, reason: str, message: str | None, run_id: str | None
+    ) -> bool:
+        self.calls.append(("requeue", {"reason": reason, "runId": run_id}))
         return True
 
     def record_outcome(self, tracked: TrackedFile, submission_id: str, **fields: Any) -> bool:

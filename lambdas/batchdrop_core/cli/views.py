@@ -41,9 +41,20 @@ def submission_values(submission: Submission) -> dict[str, Any]:
 
 
 def file_values(target: Target, tracked: TrackedFile) -> dict[str, Any]:
+    """A file's item joined with its submission, which records what the submission's files share."""
     location = result_location(target, tracked.result_key)
+    submission = target.runtime().batches.get(tracked.submission_id) if tracked.submission_id else None
     return {
         **tracked.to_values(),
+        "fileId": tracked.file_id,
+        "bucket": tracked.bucket,
+        "key": tracked.key,
+        "batchId": tracked.batch_id or (submission.batch_id if submission else None),
+        "submissionState": submission.state if submission else None,
+        "processorType": submission.processor_type if submission else None,
+        "processorId": submission.processor_id if submission else None,
+        "submittedAt": submission.submitted_at if submission else None,
+        "urlExpiresAt": submission.url_expires_at if submission else None,
         "resultUri": f"s3://{location[0]}/{location[1]}" if location else None,
     }
 
@@ -191,6 +202,7 @@ def file(
         grid = output.fields(
             {
                 "status": output.status_text(values["status"]),
+                "submission state": values["submissionState"],
                 "route": values["route"],
                 "processor": values["processorId"],
                 "size": values["size"],
@@ -215,9 +227,11 @@ def file(
             )
         )
         history = values["history"] or []
+        if not history:
+            continue
         out.print(
             output.table(
-                None,
+                "earlier attempts",
                 ["at", "status", "details"],
                 [
                     [

@@ -23,6 +23,7 @@ import boto3
 import httpx
 
 from batchdrop_core.config import Settings
+from bench.writeunits import WriteUnitMeter, item_size
 from sandbox import documents
 from sandbox.aws import REGION, Deployment, MotoServer, provision
 
@@ -126,36 +127,17 @@ def verdict(ok: bool | None) -> str:
 # -- request counting --------------------------------------------------------------------------------
 
 
-def dynamo_size(value: Any) -> int:
-    """Approximate DynamoDB size in bytes of an attribute value in wire format ({"S": ...} etc.)."""
-    (kind, inner), *_ = value.items()
-    if kind == "S":
-        return len(inner.encode("utf-8"))
-    if kind == "N":
-        return len(inner.strip("-").replace(".", "")) // 2 + 2
-    if kind == "B":
-        return len(inner)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode("utf-8")) + dynamo_size(v) + 1 for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(dynamo_size(v) + 1 for v in inner)
-    if kind in ("SS", "NS", "BS"):
-        return sum(len(str(v)) for v in inner)
-    return 0
-
-
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode("utf-8")) + dynamo_size(value) for name, value in item.items())
-
-
 _TABLE = re.compile(r'"TableName":\s*"([^"]+)"|"RequestItems":\s*\{\s*"([^"]+)"')
 _QUEUE = re.compile(r'"QueueUrl":\s*"([^"]+)"')
 
 
-def _resource(service: str, body: Any) -> str:
-    """The table or queue a request is about, without the deployment's name prefix."""
+def _resource(service: str, body: Any, url_path: str = "") -> str:
+    """The table or queue a request is about, without the deployment's name prefix; for S3, the folder of
+    the results bucket (``results``, ``manifests``) or the bucket."""
+    if service == "s3":
+        parts = url_path.split("?", 1)[0].strip("/").split("/")
+        folder = next((p for p in parts[:2] if p in ("results", "manifests")), None)
+        return folder or parts[0].split("-", 1)[-1]
     if not isinstance(body, (str, bytes)):
         return ""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
@@ -187,7 +169,8 @@ class RequestCounter:
         self.put_bytes: list[int] = []
         self.read_items: Counter[tuple[str, str]] = Counter()  # (who, operation) -> items read
         self.read_bytes: Counter[tuple[str, str]] = Counter()
-        self.read_units: Counter[str] = Counter()  # who -> estimated RRU
+        self.read_units: Counter[tuple[str, str]] = Counter()  # (who, table) -> estimated RRU
+        self.write_units = WriteUnitMeter()
         self._labels: dict[int, str] = {}
 
     def name(self, owner: Any, label: str) -> None:
@@ -201,6 +184,7 @@ class RequestCounter:
             return
         client.meta.events.register("before-call", partial(self._before, owner))
         client.meta.events.register("before-parameter-build.dynamodb.PutItem", self._put_item)
+        client.meta.events.register("before-parameter-build.dynamodb", self._keep_params)
         client.meta.events.register("after-call", partial(self._after, owner))
         client._bench_hooked = True
 
@@ -208,12 +192,18 @@ class RequestCounter:
         self, owner: Any, model: Any = None, params: Any = None, context: Any = None, **_: Any
     ) -> None:
         service = model.service_model.service_name
-        resource = _resource(service, params.get("body") if isinstance(params, dict) else None)
+        request = params if isinstance(params, dict) else {}
+        resource = _resource(service, request.get("body"), request.get("url_path", ""))
         if isinstance(context, dict):
             context["bench_resource"] = resource
         with self._lock:
             self.calls[(self.label(owner), service, model.name)] += 1
             self.resources[(self.label(owner), service, resource, model.name)] += 1
+
+    @staticmethod
+    def _keep_params(params: Any = None, context: Any = None, **_: Any) -> None:
+        if isinstance(context, dict):
+            context["bench_params"] = params
 
     def _put_item(self, params: Any = None, **_: Any) -> None:
         size = item_size(params.get("Item", {})) if params else 0
@@ -233,6 +223,8 @@ class RequestCounter:
             with self._lock:
                 self.empty_receives[who] += 1
                 self.empty_by_resource[resource] += 1
+        if service == "dynamodb" and operation in DYNAMO_WRITES and isinstance(context, dict):
+            self.write_units.record(who, operation, context.get("bench_params") or {}, parsed)
         if service != "dynamodb" or operation not in ("Query", "Scan", "GetItem", "BatchGetItem"):
             return
         if operation == "GetItem":
@@ -254,7 +246,8 @@ class RequestCounter:
         with self._lock:
             self.read_items[(who, operation)] += count
             self.read_bytes[(who, operation)] += size
-            self.read_units[who] += units
+            resource = context.get("bench_resource", "") if isinstance(context, dict) else ""
+            self.read_units[(who, resource)] += units
 
     def by_service(self, who: str | None = None) -> Counter[tuple[str, str]]:
         out: Counter[tuple[str, str]] = Counter()

@@ -4,11 +4,10 @@ run with the batch sizes measured for it in metric 1. Extend's own charges are l
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Any
 
-from bench.common import DYNAMO_WRITES, Row, Section, Table
+from bench.common import Row, Section, Table, verdict
 
 MILLION = 1_000_000
 
@@ -36,158 +35,157 @@ PRICE_NOTE = (
     "are not fetched by the benchmark - check them before relying on the dollars. Free tiers ignored."
 )
 MEMORY_MB = {"intake": 256, "submitter": 512, "webhook": 256, "results": 1024}  # stacks/constants.py
-# Index entries a write touches besides the item (all indexes project ALL): Files PutItem → queued;
-# Files UpdateItem → claim 2 (queued out, bySubmission in), mark submitted 1, outcome 1 = 4/3 on average;
-# Batches writes → byBatchId and/or open ≈ 1.5; State → none.
-GSI_FANOUT = {("files", "PutItem"): 1.0, ("files", "UpdateItem"): 4 / 3, "batches": 1.5, "state": 0.0}
-
-
-def _wru(resource: str, operation: str, calls: float, item_bytes: float) -> float:
-    fanout = GSI_FANOUT.get((resource, operation), GSI_FANOUT.get(resource, 1.0))
-    return calls * max(1, math.ceil(item_bytes / 1024)) * (1 + fanout)
-
-
 PER_HOUR = ("reconciler",)  # scheduled: its requests follow the clock, not the files
+# What the buffer (accumulator) adds and the naive design has not: the flush queue, the submitter's claim
+# writes and its queue reads. The naive design puts a file straight into its batch at intake.
+BUFFER_WRITERS = (("submitter", "files"),)
 
 
-def _per_file_requests(counter: Any) -> Counter[tuple[str, str, str]]:
-    out: Counter[tuple[str, str, str]] = Counter()
-    for (who, service, resource, operation), n in counter.resources.items():
-        if who not in PER_HOUR:
-            out[(service, resource, operation)] += n
-    return out
+def per_batch(who: str, service: str, resource: str) -> bool:
+    """Work done once per batch, whatever its size: the Batches and State items, the results queue, the
+    manifest, the announcement, the webhook and its secret."""
+    return (
+        who == "webhook"
+        or (service == "dynamodb" and resource in ("batches", "state"))
+        or (service == "sqs" and resource == "results")
+        or (service == "s3" and resource == "manifests")
+        or service in ("sns", "secretsmanager")
+    )
 
 
-def model(data: dict[str, Any], naive: dict[str, Any] | None) -> tuple[list[list[str]], float, float | None]:
+class Lines:
+    """$ and quantity per million files, by cost line, split into per-file and per-batch work."""
+
+    def __init__(self) -> None:
+        self.dollars: Counter[tuple[str, bool]] = Counter()
+        self.quantity: Counter[tuple[str, bool]] = Counter()
+
+    def add(self, line: str, quantity: float, dollars: float, batch: bool = False) -> None:
+        self.quantity[(line, batch)] += quantity
+        self.dollars[(line, batch)] += dollars
+
+    def names(self) -> list[str]:
+        return list(dict.fromkeys(line for line, _ in self.dollars))
+
+    def total(self, line: str, batch_factor: float = 1.0) -> float:
+        return self.dollars[(line, False)] + self.dollars[(line, True)] * batch_factor
+
+    def qty(self, line: str) -> float:
+        return self.quantity[(line, False)] + self.quantity[(line, True)]
+
+
+def _sqs_line(resource: str) -> tuple[str, float]:
+    if resource.endswith(".fifo"):
+        return "SQS requests (FIFO flush queue)", PRICES["sqs_fifo_per_million"]
+    return "SQS requests (standard)", PRICES["sqs_standard_per_million"]
+
+
+def model(data: dict[str, Any]) -> Lines:
+    """Our requests, scaled to a million files and priced line by line."""
     counter = data["requests"]
-    resources = _per_file_requests(counter)
     files = data["files"]
     scale = MILLION / files
-    per: Counter[str] = Counter()  # cost line → $ per million files
-    qty: Counter[str] = Counter()  # cost line → quantity per million files
-
-    def add(line: str, quantity: float, dollars: float) -> None:
-        qty[line] += quantity
-        per[line] += dollars
+    lines = Lines()
 
     # SQS: S3 notifications delivered to the arrivals queue (1 per file) + every call the handlers and
     # event sources made, less empty receives (idle polling is a cost per hour, not per file).
-    add("SQS requests (standard)", MILLION, MILLION * PRICES["sqs_standard_per_million"] / MILLION)
-    for (service, resource, _operation), n in resources.items():
-        if service != "sqs":
+    lines.add("SQS requests (standard)", MILLION, PRICES["sqs_standard_per_million"])
+    for (who, service, resource, _operation), n in counter.resources.items():
+        if service != "sqs" or who in PER_HOUR:
             continue
-        fifo = resource.endswith(".fifo")
-        line = "SQS requests (FIFO flush queue)" if fifo else "SQS requests (standard)"
-        price = PRICES["sqs_fifo_per_million" if fifo else "sqs_standard_per_million"]
-        add(line, n * scale, n * scale * price / MILLION)
+        line, price = _sqs_line(resource)
+        lines.add(line, n * scale, n * scale * price / MILLION, per_batch(who, service, resource))
     for resource, n in counter.empty_by_resource.items():
-        fifo = resource.endswith(".fifo")
-        line = "SQS requests (FIFO flush queue)" if fifo else "SQS requests (standard)"
-        price = PRICES["sqs_fifo_per_million" if fifo else "sqs_standard_per_million"]
-        add(line, -n * scale, -n * scale * price / MILLION)
+        line, price = _sqs_line(resource)
+        lines.add(line, -n * scale, -n * scale * price / MILLION, resource == "results")
 
     # Lambda: invocations and GB-seconds of the per-file functions (the scheduled reconciler is per hour).
     for name, count in data["invocations"].items():
-        add(
-            "Lambda invocations",
-            count * scale,
-            count * scale * PRICES["lambda_requests_per_million"] / MILLION,
-        )
+        batch = name in ("webhook", "results")
+        price = PRICES["lambda_requests_per_million"]
+        lines.add("Lambda invocations", count * scale, count * scale * price / MILLION, batch)
         seconds = sum(data["durations"].get(name, []))
         gb_s = seconds * MEMORY_MB.get(name, 512) / 1024
-        add("Lambda GB-seconds (arm64)", gb_s * scale, gb_s * scale * PRICES["lambda_arm_gb_second"])
+        lines.add("Lambda GB-seconds (arm64)", gb_s * scale, gb_s * scale * PRICES["lambda_arm_gb_second"])
 
-    # DynamoDB: write units from item sizes and index fan-out, read units as estimated per call.
-    file_bytes = data["file_item_bytes"]
-    batch_bytes = data["batch_item_bytes"] or 400
-    for (service, resource, operation), n in resources.items():
-        if service != "dynamodb" or operation not in DYNAMO_WRITES:
+    # DynamoDB: write units as DynamoDB bills them (bench.writeunits), read units as estimated per call.
+    for (who, table), units in counter.write_units.units.items():
+        if who in PER_HOUR:
             continue
-        sizes = counter.put_bytes_by_table.get(resource) if operation == "PutItem" else None
-        item = (sum(sizes) / len(sizes)) if sizes else (file_bytes if resource == "files" else batch_bytes)
-        units = _wru(resource, operation, n, item if resource != "state" else 200)
-        add(
-            "DynamoDB write units",
-            units * scale,
-            units * scale * PRICES["dynamodb_wru_per_million"] / MILLION,
-        )
-    rru = sum(v for who, v in counter.read_units.items() if who not in PER_HOUR)
-    add("DynamoDB read units", rru * scale, rru * scale * PRICES["dynamodb_rru_per_million"] / MILLION)
+        price = PRICES["dynamodb_wru_per_million"]
+        lines.add("DynamoDB write units", units * scale, units * scale * price / MILLION, table != "files")
+    for (who, table), units in counter.read_units.items():
+        if who in PER_HOUR:
+            continue
+        price = PRICES["dynamodb_rru_per_million"]
+        lines.add("DynamoDB read units", units * scale, units * scale * price / MILLION, table != "files")
 
-    # S3: HEAD/GET-class (intake's HeadObject, Extend's presigned GET of each file) and PUT-class (results,
+    # S3: GET-class (Extend's presigned GET of each file, any HeadObject) and PUT-class (results,
     # manifests). The user's own uploads are not the pipeline's cost.
-    gets = sum(n for (s, _, op), n in resources.items() if s == "s3" and op in ("HeadObject", "GetObject"))
-    gets += int(data["sim"]["counters"].get("downloads_ok", 0)) + int(
-        data["sim"]["counters"].get("downloads_failed", 0)
-    )
-    puts = sum(
-        n
-        for (s, _, op), n in resources.items()
-        if s == "s3" and op in ("PutObject", "CopyObject", "ListObjectsV2")
-    )
-    add("S3 GET/HEAD requests", gets * scale, gets * scale * PRICES["s3_get_per_thousand"] / 1000)
-    add("S3 PUT requests", puts * scale, puts * scale * PRICES["s3_put_per_thousand"] / 1000)
+    resources = counter.resources
+    gets = sum(n for (w, s, _, op), n in resources.items() if s == "s3" and op in ("HeadObject", "GetObject")
+               and w not in PER_HOUR)  # fmt: skip
+    sim = data["sim"]["counters"]
+    gets += int(sim.get("downloads_ok", 0)) + int(sim.get("downloads_failed", 0))
+    lines.add("S3 GET/HEAD requests", gets * scale, gets * scale * PRICES["s3_get_per_thousand"] / 1000)
+    for (who, service, resource, op), n in resources.items():
+        if service == "s3" and op in ("PutObject", "CopyObject", "ListObjectsV2") and who not in PER_HOUR:
+            dollars = n * scale * PRICES["s3_put_per_thousand"] / 1000
+            lines.add("S3 PUT requests", n * scale, dollars, resource == "manifests")
 
-    publishes = sum(n for (s, _, op), n in resources.items() if s == "sns" and op == "Publish")
-    add("SNS publishes", publishes * scale, publishes * scale * PRICES["sns_publish_per_million"] / MILLION)
+    publishes = sum(n for (w, s, _, op), n in resources.items() if s == "sns" and op == "Publish")
+    price = PRICES["sns_publish_per_million"]
+    lines.add("SNS publishes", publishes * scale, publishes * scale * price / MILLION, True)
     webhooks = data["invocations"].get("webhook", 0)
-    add(
-        "API Gateway requests (webhooks)",
-        webhooks * scale,
-        webhooks * scale * PRICES["apigw_rest_per_million"] / MILLION,
-    )
-    secrets = sum(n for (s, _, op), n in resources.items() if s == "secretsmanager")
-    add("Secrets Manager calls", secrets * scale, secrets * scale * PRICES["secrets_per_10k_calls"] / 10_000)
+    price = PRICES["apigw_rest_per_million"]
+    lines.add("API Gateway requests (webhooks)", webhooks * scale, webhooks * scale * price / MILLION, True)
+    secrets = sum(n for (w, s, _, _op), n in resources.items() if s == "secretsmanager" and w not in PER_HOUR)
+    price = PRICES["secrets_per_10k_calls"]
+    lines.add("Secrets Manager calls", secrets * scale, secrets * scale * price / 10_000, True)
     gb = data["log_bytes"] / 1e9
-    add("CloudWatch Logs ingestion (GB)", gb * scale, gb * scale * PRICES["logs_ingest_per_gb"])
-
-    ours_total = sum(per.values())
-    naive_lines = _naive(data, naive, per) if naive else None
-    rows = []
-    for line in per:
-        rows.append(
-            [
-                line,
-                f"{qty[line]:,.0f}" if qty[line] >= 10 else f"{qty[line]:,.2f}",
-                f"${per[line]:,.2f}",
-                f"${naive_lines[line]:,.2f}" if naive_lines else "—",
-            ]
-        )
-    naive_total = sum(naive_lines.values()) if naive_lines else None
-    return rows, ours_total, naive_total
+    lines.add("CloudWatch Logs ingestion (GB)", gb * scale, gb * scale * PRICES["logs_ingest_per_gb"])
+    return lines
 
 
-def _naive(data: dict[str, Any], naive: dict[str, Any], ours: Counter[str]) -> Counter[str]:
-    """The naive design's $ per million files, line by line, from ours: no queue buffer (no submitter, no
-    flush queue, no claim/mark writes), and everything that happens once per batch scaled by its batch
-    count (the batch sizes measured for it in metric 1)."""
-    files = data["files"]
+def naive_dollars(data: dict[str, Any], naive: dict[str, Any], lines: Lines) -> Counter[str]:
+    """The naive design's $ per million files, line by line, from ours: the same per-file work without the
+    buffer (no flush queue, no claim writes, no queue reads), and every per-batch line multiplied by its
+    batch count (the batch sizes measured for it in metric 1)."""
     counter = data["requests"]
-    scale = MILLION / files
-    batch_factor = (naive["naive_submissions"] / naive["files"]) / max(1e-9, data["submissions"] / files)
-    out: Counter[str] = Counter(ours)
-    # No flush queue and no claim / mark-submitted UpdateItems (2 of the 3 Files updates per file).
+    scale = MILLION / data["files"]
+    naive_rate = naive["naive_submissions"] / naive["files"]
+    batch_factor = naive_rate / max(1e-9, data["submissions"] / data["files"])
+    out: Counter[str] = Counter({line: lines.total(line, batch_factor) for line in lines.names()})
     out["SQS requests (FIFO flush queue)"] = 0.0
-    file_updates = _per_file_requests(counter).get(("dynamodb", "files", "UpdateItem"), 0)
-    saved = _wru("files", "UpdateItem", min(file_updates, 2 * files), data["file_item_bytes"])
-    out["DynamoDB write units"] -= saved * scale * PRICES["dynamodb_wru_per_million"] / MILLION
-    submitter_reads = counter.read_units.get("submitter", 0)
-    out["DynamoDB read units"] -= submitter_reads * scale * PRICES["dynamodb_rru_per_million"] / MILLION
-    # One invocation per naive invocation instead of intake + submitter; the submitter's work (presign, POST)
-    # moves into it, so GB-seconds stay.
-    invocations = naive.get("naive_invocations", 0) * MILLION / naive["files"]
-    out["Lambda invocations"] = invocations * PRICES["lambda_requests_per_million"] / MILLION
-    per_batch_lines = ("SNS publishes", "API Gateway requests (webhooks)")
-    for line in per_batch_lines:
-        out[line] = ours[line] * batch_factor
-    # Webhook + results invocations are per batch too.
-    per_batch_invocations = (
-        data["invocations"].get("webhook", 0) + data["invocations"].get("results", 0)
-    ) * scale
+    buffer_units = sum(n for key, n in counter.write_units.units.items() if key in BUFFER_WRITERS)
+    out["DynamoDB write units"] -= buffer_units * scale * PRICES["dynamodb_wru_per_million"] / MILLION
+    queue_reads = counter.read_units.get(("submitter", "files"), 0)
+    out["DynamoDB read units"] -= queue_reads * scale * PRICES["dynamodb_rru_per_million"] / MILLION
+    # Intake and the submitter become one function, invoked once per event-source batch (its work, presign
+    # and POST, moves into it, so GB-seconds stay); webhook and results invocations are per batch (above).
+    ours_per_file_invocations = lines.dollars[("Lambda invocations", False)]
+    naive_invocations = naive.get("naive_invocations", 0) * MILLION / naive["files"]
     out["Lambda invocations"] += (
-        per_batch_invocations * batch_factor * PRICES["lambda_requests_per_million"] / MILLION
+        naive_invocations * PRICES["lambda_requests_per_million"] / MILLION - ours_per_file_invocations
     )
     return out
+
+
+def write_units_per_file(data: dict[str, Any]) -> float:
+    units = sum(n for (who, _), n in data["requests"].write_units.units.items() if who not in PER_HOUR)
+    return units / data["files"]
+
+
+HANDLERS = ("intake", "submitter", "webhook", "results", "reconciler")
+
+
+def handler_requests_per_file(data: dict[str, Any]) -> float:
+    calls = sum(n for (who, _s, _op), n in data["requests"].calls.items() if who in HANDLERS)
+    return calls / data["files"]
+
+
+REQUESTS_TARGET = 4.5
+WRITE_UNITS_TARGET = 6.0
 
 
 def run(shared: dict[str, Any], sections: dict[str, Section]) -> Section:
@@ -197,7 +195,17 @@ def run(shared: dict[str, Any], sections: dict[str, Section]) -> Section:
         section.rows = [Row("not computed", "needs metric 6 (throughput) in the same run")]
         return section
     naive = shared.get("efficiency")
-    rows, ours_total, naive_total = model(data, naive)
+    lines = model(data)
+    ours = {line: lines.total(line) for line in lines.names()}
+    theirs = naive_dollars(data, naive, lines) if naive else None
+    ours_total = sum(ours.values())
+    naive_total = sum(theirs.values()) if theirs else None
+    requests = handler_requests_per_file(data)
+    units = write_units_per_file(data)
+    meter = data["requests"].write_units
+    final_sizes = meter.final_sizes("files")
+    largest = max(meter.item_sizes.get("files", [0]))
+    mean_size = sum(final_sizes) / max(1, len(final_sizes))
     section.setup = (
         f"Requests counted in metric 6's run ({data['files']:,} files, every AWS call of every handler and "
         "event source through botocore hooks, Extend's downloads from the simulator), scaled to 1,000,000 "
@@ -209,12 +217,28 @@ def run(shared: dict[str, Any], sections: dict[str, Section]) -> Section:
             f"${ours_total:,.2f}",
             f"naive design: ${naive_total:,.2f}" if naive_total is not None else "naive: needs metric 1",
             f"{ours_total / naive_total:.2f}" if naive_total else "—",
-            "(report)",
+            "< 1 (below the naive design)",
+            verdict(ours_total < naive_total) if naive_total else "—",
         ),
         Row(
-            "Files item size at the end of the run (mean)",
-            f"{data['file_item_bytes']:,.0f} bytes = {math.ceil(data['file_item_bytes'] / 1024)} write units "
-            "per write",
+            "AWS requests per file, the five handlers",
+            f"{requests:.2f}",
+            "—",
+            "—",
+            f"≤ {REQUESTS_TARGET}",
+            verdict(requests <= REQUESTS_TARGET),
+        ),
+        Row(
+            "DynamoDB write units per file (every table and index)",
+            f"{units:.2f}",
+            "—",
+            "—",
+            f"≤ {WRITE_UNITS_TARGET:.0f}",
+            verdict(units <= WRITE_UNITS_TARGET),
+        ),
+        Row(
+            "Files item size at the end of the run (mean; largest at any write)",
+            f"{mean_size:,.0f} bytes; {largest:,} bytes",
             "1 KB = 1 write unit",
         ),
         Row(
@@ -229,42 +253,51 @@ def run(shared: dict[str, Any], sections: dict[str, Section]) -> Section:
             "(report)",
         ),
     ]
+    rows = [
+        [
+            line,
+            f"{lines.qty(line):,.0f}" if lines.qty(line) >= 10 else f"{lines.qty(line):,.2f}",
+            f"${ours[line]:,.2f}",
+            f"${theirs[line]:,.2f}" if theirs else "—",
+        ]
+        for line in lines.names()
+    ]
+    by_writer = [
+        [who, table, f"{meter.writes[(who, table)] / data['files']:.3f}", f"{n / data['files']:.3f}"]
+        for (who, table), n in sorted(meter.units.items())
+        if n / data["files"] >= 0.0005
+    ]
     section.tables = [
+        Table("Per million files", ["line", "quantity", "batchdrop", "naive design (modelled)"], rows),
         Table(
-            "Per million files",
-            ["line", "quantity", "batchdrop", "naive design (modelled)"],
-            rows,
-        )
+            "DynamoDB writes and write units per file, by writer and table",
+            ["writer", "table", "writes", "write units"],
+            by_writer,
+        ),
     ]
     section.notes = [
         "Quantities come from the sandbox run; the reconciler's requests (the sweep and reconcile "
         "schedules: every minute and every 5 minutes on AWS) follow the clock, not the files, and "
-        "are left out; Lambda GB-seconds use the handler wall times measured there "
-        "against moto (slower than DynamoDB/S3 and sharing 2 cores), so that line is an upper bound. "
-        "Idle event-source polling, the two schedules, alarms, storage (results bucket, tables), secrets' "
-        "monthly fee and data transfer are per month or per GB, not per file, and are left out; Extend's "
-        "downloads of the presigned URLs are S3 GETs (priced) plus data transfer out ($/GB, left out: it "
-        "depends on file sizes).",
-        "DynamoDB write units: ceil(item size / 1 KB) per write, times 1 + the index entries it touches "
-        "(Files PutItem 1; Files UpdateItem 4/3 on average: claim 2, mark submitted 1, outcome 1; Batches "
-        "1.5); item sizes are the measured averages of the run. Read units: 0.5 per 4 KB of each "
-        "query/scan response (eventually consistent), 1 per 4 KB item for consistent reads.",
-        (
-            "Every Files write is billed by the item's size: a processed item (the `history` list of four "
-            f"transitions, result summary, URL expiry) averaged {data['file_item_bytes']:,.0f} bytes, so "
-            f"each "
-            "of its writes and their index copies costs 2 units. Keeping the item under 1 KB (history in a "
-            "separate, rarely read item; shorter attribute names) would halve the write-unit line; dropping "
-            "the per-file 'mark submitted' write (metric 6) would save about a quarter of it."
-            if data["file_item_bytes"] > 1024
-            else f"Files items stayed under 1 KB ({data['file_item_bytes']:,.0f} bytes on average), so each "
-            "write and each index copy costs 1 unit; dropping the per-file 'mark submitted' write (metric "
-            "6) would save about a quarter of the write-unit line."
-        ),
+        "are left out of the dollars (they are in the requests-per-file figure); Lambda GB-seconds use the "
+        "handler wall times measured there against moto (slower than DynamoDB/S3 and sharing 2 cores), so "
+        "that line is an upper bound. Idle event-source polling, the two schedules, alarms, storage "
+        "(results bucket, tables), secrets' monthly fee and data transfer are per month or per GB, not per "
+        "file, and are left out; Extend's downloads of the presigned URLs are S3 GETs (priced) plus data "
+        "transfer out ($/GB, left out: it depends on file sizes).",
+        "DynamoDB write units are DynamoDB's billing rules applied to every write of the run "
+        "(`bench/writeunits.py`): ceil(size / 1 KB) of the larger of the item before and after, plus one "
+        "write per index entry added, removed or changed (two when its key changes), a failed conditional "
+        "write charged like a write. A normal file costs six: intake's put (item + queued entry), the claim "
+        "(item, queued entry out, bySubmission entry in), the outcome (item only: the indexes hold keys "
+        "only); the rest is per batch (Batches and State items) and retries. Read units: 0.5 per 4 KB of "
+        "each query/scan response (eventually consistent), 1 per 4 KB item for consistent reads.",
         "The naive design is modelled, not run end to end: the same per-file work without the buffer (no "
-        "flush queue or submitter, no claim and mark-submitted writes, no submitter queries), one Lambda "
-        "invocation per event-source batch measured in metric 1, and the per-batch work (webhook through "
-        "API Gateway and its Lambda, results invocation, SNS message) multiplied by its measured batch "
-        "count. Its real cost is Extend's: many small submissions, webhooks and collections.",
+        "flush queue, no claim writes or queue reads; a file goes straight into its batch at intake), one "
+        "Lambda invocation per event-source batch measured in metric 1, and every line of per-batch work "
+        "measured here (Batches and State items, the results queue, the manifest, the webhook through API "
+        "Gateway and its Lambda, the results invocation, the SNS message, the secret reads) multiplied by "
+        "its measured batch count. GB-seconds are kept equal (a per-batch share of the results function's "
+        "time is not separated), which favours the naive design. Its real cost is Extend's: many small "
+        "submissions, webhooks and collections.",
     ]
     return section

@@ -14,7 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from batchdrop_core.collect import READER_WAIT_SECONDS, RESULTS_MAX_CONCURRENCY, collect
+from batchdrop_core.collect import RESULTS_MAX_CONCURRENCY, collect
 from batchdrop_core.config import SETTINGS_ENV, Resources
 from batchdrop_core.extend import ExtendClient
 from batchdrop_core.runtime import Runtime
@@ -316,10 +316,10 @@ def run(quick: bool) -> Section:
 
     section.notes = [
         f"The results function runs up to {RESULTS_MAX_CONCURRENCY} copies at once (the SQS event source's "
-        "minimum maximum-concurrency). They take turns reading runs at the whole `readRateLimit`: a copy "
-        "reads only while it holds the reader claim (a conditional item in the State table, renewed while "
-        "it reads, taken over after 60 s if its holder died); a copy that finds it held defers its request "
-        f"by {READER_WAIT_SECONDS} s (SQS DelaySeconds). While the run GETs were going, the handler achieved "
+        "minimum maximum-concurrency). Every Extend read of the deployment spends one shared budget at "
+        "`readRateLimit` (`batchdrop_core.budget`: a schedule of request slots in the State table, leased "
+        "a few seconds at a time), so one copy alone reads at the whole rate and two never add up beyond "
+        "it. While the run GETs were going, the handler achieved "
         + ", ".join(f"{during(r)} against a {r['limiter']:g}/s limit" for r in results[: len(RATES)])
         + f". What remains of the {handler_ratio:.2f}x is fixed work per batch: before the first GET "
         "(finding the submission, the batch status, listing the runs, reading the files' items) and after "
@@ -328,13 +328,13 @@ def run(quick: bool) -> Section:
         (
             f"Two copies at once read {diag['run_gets']} runs with {diag['throttled']} 429s: they did not "
             f"add up beyond the {diag['rate']:g}/s limit. Their {diag['ratio']:.2f}x over 2 x "
-            f"{diag['runs'] // 2} runs is the fixed work of two batches plus the deferred copy's wait (up to "
-            f"{READER_WAIT_SECONDS} s after the first copy let go)."
+            f"{diag['runs'] // 2} runs is the fixed work of two batches."
             if diag
             else "The two-copies run did not happen."
         ),
-        "Before the reader claim (the first run of this benchmark), each copy took a fixed half of the rate, "
-        "so a lone batch was read at half the speed Extend allows: 2.10x at 10 GET/s, 2.24x at 25 GET/s.",
+        "Before the shared budget (the first run of this benchmark), each copy took a fixed half of the "
+        "rate, so a lone batch was read at half the speed Extend allows: 2.10x at 10 GET/s, 2.24x at 25 "
+        "GET/s.",
         "Each processed run costs exactly one GET /…_runs/{id} unless a 429 forces a retry; FAILED and "
         "CANCELLED runs are settled from the list's summaries without a GET. 'Other GETs' are the batch "
         "status and the run list pages (maxPageSize 1000).",

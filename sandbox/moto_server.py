@@ -28,7 +28,7 @@ from moto.core.responses import ActionResult
 from moto.core.utils import unix_time
 from moto.s3.responses import S3Response
 
-from sandbox import moto_s3_events
+from sandbox import moto_atomic, moto_s3_events
 
 _moto_unix_time_millis = sqs_models.unix_time_millis
 
@@ -125,6 +125,7 @@ def _list_object_versions(self: S3Response) -> Any:
 
 S3Response.list_object_versions = _list_object_versions  # type: ignore[method-assign]
 
+moto_atomic.apply()
 moto_s3_events.apply()
 
 if __name__ == "__main__":

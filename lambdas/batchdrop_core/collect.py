@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batchdrop_core import timeutil
+from batchdrop_core import admission, timeutil
 from batchdrop_core.extend import (
     TERMINAL_BATCH_STATUSES,
     TERMINAL_RUN_STATUSES,
@@ -44,13 +43,9 @@ from batchdrop_core.timeutil import now_iso, parse_iso
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
 
 # The results function's event source runs at most this many copies at once (stacks/constants.py: the
-# ESM's minimum). Only the one holding the reader claim reads runs, at the deployment's whole read rate.
+# ESM's minimum). Copies share the deployment's read budget (batchdrop_core.budget): one collector alone
+# reads at the whole readRateLimit, two together never beyond it.
 RESULTS_MAX_CONCURRENCY = 2
-# A claim a crashed collector left blocks the others this long at most; a reading collector renews it.
-READER_CLAIM_SECONDS = 60.0
-READER_RENEW_SECONDS = 15.0
-# A request that finds another collector reading comes back after this long.
-READER_WAIT_SECONDS = 2
 # A request that met an unavailable Extend or a refused key comes back after 30 s, 60 s, … (≤ 15 min),
 # about 2 hours in all, then fails (and reaches the DLQ, whose alarm an operator hears).
 DEFER_BASE_SECONDS = 30
@@ -76,7 +71,7 @@ class RetryLater(Exception):
 
 @dataclass
 class CollectOutcome:
-    result: str = ""  # completed | continued | already_done | busy | waiting | deferred | not_ours
+    result: str = ""  # completed | continued | already_done | busy | deferred | not_ours
     submission_id: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
     requeued_routes: set[str] = field(default_factory=set)
@@ -129,20 +124,12 @@ def _collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float
         logger.info("batch is being collected by another worker", extra={"submissionId": sid})
         outcome.result = "busy"
         return outcome
-    reader = ReaderClaim(rt, owner)
     try:
         # Read under the lease: a worker that held it before may have finished the batch meanwhile.
         submission = rt.batches.get(sid) or submission
         done_before = submission.state in BatchState.TERMINAL
-        if not done_before and not reader.take():
-            # Another collector is reading runs at the whole read rate: try again shortly.
-            rt.request_collection({**request, "submissionId": sid}, delay_seconds=READER_WAIT_SECONDS)
-            logger.info("another collector is reading; collection deferred", extra={"submissionId": sid})
-            outcome.result = "waiting"
-            return outcome
-        finished = done_before or _collect_submission(rt, submission, time_left, outcome, reader)
+        finished = done_before or _collect_submission(rt, submission, time_left, outcome)
     finally:
-        reader.release()
         rt.batches.release_collection(sid, owner)
     for route in sorted(outcome.requeued_routes):
         rt.request_flush(route, reason="retry")
@@ -184,7 +171,13 @@ def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
     """A batch id we have not recorded (the webhook beat the submitter, or the submission was adopted
     without it): its runs' metadata name the submission (I3)."""
     for processor_type in sorted({route.type for route in rt.settings.routes}):
-        page = rt.extend.list_runs_page(processor_type, batch_id=batch_id, max_page_size=LOOKUP_PAGE_SIZE)
+        page = rt.extend.list_runs_page(
+            processor_type,
+            batch_id=batch_id,
+            sort_by="createdAt",
+            sort_dir="asc",
+            max_page_size=LOOKUP_PAGE_SIZE,
+        )
         if not page.data:
             continue
         sid = next((s for r in page.data if (s := r.batchdrop_metadata.get("submissionId"))), None)
@@ -229,7 +222,14 @@ def finished_runs(rt: Runtime, submission: Submission) -> tuple[str, list[RunSum
         batch = rt.extend.get_batch_run(submission.batch_id)
         if batch.status not in TERMINAL_BATCH_STATUSES:
             raise RetryLater(f"batch {submission.batch_id} is {batch.status}")
-        runs = rt.extend.iter_runs(submission.processor_type, batch_id=batch.id, max_page_size=1000)
+        # A stable order (Extend's default may be updatedAt, which moves a run between pages as it changes).
+        runs = rt.extend.iter_runs(
+            submission.processor_type,
+            batch_id=batch.id,
+            sort_by="createdAt",
+            sort_dir="asc",
+            max_page_size=1000,
+        )
         return batch.status, list(runs)
     runs = search_runs_of_submission(rt, submission)
     if not runs or any(run.status not in TERMINAL_RUN_STATUSES for run in runs):
@@ -240,49 +240,11 @@ def finished_runs(rt: Runtime, submission: Submission) -> tuple[str, list[RunSum
 # -- collecting -------------------------------------------------------------------------------------
 
 
-class ReaderClaim:
-    """The right to read Extend runs at the deployment's whole read rate (``StateStore.claim_reader``):
-    collectors take turns instead of splitting the rate, so a lone batch is read as fast as Extend allows
-    and two collectors never add up beyond it. Renewed while reading; a lost claim stops the reading."""
-
-    def __init__(self, rt: Runtime, owner: str) -> None:
-        self._rt = rt
-        self._owner = owner
-        self._lock = threading.Lock()
-        self._renewed_at: float | None = None
-
-    def take(self) -> bool:
-        if not self._rt.state.claim_reader(self._owner, READER_CLAIM_SECONDS):
-            return False
-        self._renewed_at = time.monotonic()
-        return True
-
-    def keep(self) -> bool:
-        """Renew the claim when it is due; False when it is no longer this collector's."""
-        with self._lock:
-            if self._renewed_at is None:
-                return False
-            if time.monotonic() - self._renewed_at < READER_RENEW_SECONDS:
-                return True
-            if not self._rt.state.claim_reader(self._owner, READER_CLAIM_SECONDS):
-                logger.warning("reader claim lost; stopping to read", extra={"owner": self._owner})
-                self._renewed_at = None
-                return False
-            self._renewed_at = time.monotonic()
-            return True
-
-    def release(self) -> None:
-        if self._renewed_at is not None:
-            self._renewed_at = None
-            self._rt.state.release_reader(self._owner)
-
-
 def _collect_submission(
     rt: Runtime,
     submission: Submission,
     time_left: Callable[[], float],
     outcome: CollectOutcome,
-    reader: ReaderClaim,
 ) -> bool:
     """Record every run of a finished batch; False when time ran short before all were read."""
     sid = submission.submission_id
@@ -307,14 +269,23 @@ def _collect_submission(
         elif run.status in TERMINAL_RUN_STATUSES:
             # FAILED / CANCELLED: the summary has all there is, no GET needed.
             reason = run.failure_reason or run.status
-            settle_failure(rt, submission, tracked, run.id, reason, run.failure_message, outcome)
+            settle_failure(
+                rt,
+                submission,
+                tracked,
+                run.id,
+                reason,
+                run.failure_message,
+                outcome,
+                failed_at=run.updated_at,
+            )
         elif batch_status == BatchStatus.PROCESSED:
             raise RetryLater(f"run {run.id} is {run.status} although its batch is finished")
         else:
             message = f"Extend ended the batch ({batch_status}) before this run finished."
             settle_failure(rt, submission, tracked, run.id, f"BATCH_{batch_status}", message, outcome)
 
-    if not fetch_processed_runs(rt, submission, to_fetch, time_left, outcome, reader.keep):
+    if not fetch_processed_runs(rt, submission, to_fetch, time_left, outcome):
         return False
     for tracked in open_files:
         if tracked.file_id not in runs_by_file:
@@ -331,7 +302,6 @@ def fetch_processed_runs(
     pairs: list[tuple[TrackedFile, RunSummary]],
     time_left: Callable[[], float],
     outcome: CollectOutcome,
-    may_read: Callable[[], bool] = lambda: True,
 ) -> bool:
     """GET each PROCESSED run (bounded concurrency; the client's shared limiter keeps the read rate) and
     store its result. False when time ran short and some were left for a continuation."""
@@ -343,7 +313,7 @@ def fetch_processed_runs(
     def fetch(pair: tuple[TrackedFile, RunSummary]) -> None:
         if stop.is_set():
             return
-        if time_left() < TIME_RESERVE_SECONDS or not may_read():
+        if time_left() < TIME_RESERVE_SECONDS:
             stop.set()
             return
         tracked, summary = pair
@@ -359,7 +329,16 @@ def fetch_processed_runs(
                 store_result(rt, submission, tracked, run, outcome)
             else:
                 reason = run.failure_reason or run.status
-                settle_failure(rt, submission, tracked, run.id, reason, run.failure_message, outcome)
+                settle_failure(
+                    rt,
+                    submission,
+                    tracked,
+                    run.id,
+                    reason,
+                    run.failure_message,
+                    outcome,
+                    failed_at=run.updated_at,
+                )
         except Exception as exc:  # noqa: BLE001 - re-raised below, after the other threads stop
             errors.append(exc)
             stop.set()
@@ -458,11 +437,27 @@ def settle_failure(
     reason: str,
     message: str | None,
     outcome: CollectOutcome,
+    *,
+    failed_at: str | None = None,
 ) -> None:
-    """The retry policy: a retryable reason goes round again (a fresh presigned URL with the next
-    submission) until ``maxAttempts``; anything else is FAILED with Extend's reason and message."""
+    """The retry policy. A file Extend could not download because its presigned URL had expired goes
+    round again with a fresh URL without using an attempt (the expiry was ours, not the file's); a
+    retryable reason goes round again until ``maxAttempts``; anything else, including a download that
+    failed with a valid URL, is FAILED with Extend's reason and message."""
     settings = rt.settings
     sid = submission.submission_id
+    if url_had_expired(submission, reason, failed_at):
+        expiries = sum(1 for h in tracked.history if h.get("reason") == URL_EXPIRED)
+        if expiries < MAX_URL_EXPIRIES:
+            note = f"the presigned URL had expired when Extend fetched the file ({reason}: {message})"
+            if rt.files.requeue(tracked, sid, URL_EXPIRED, note[:1000], run_id=run_id, spent_attempt=False):
+                outcome.requeued(tracked.route or submission.route)
+                outcome.add("url_expired")
+            return
+        reason, message = (
+            URL_EXPIRED,
+            f"the presigned URL expired {expiries + 1} times before Extend fetched it",
+        )
     retryable = reason in settings.retryable_failure_reasons or reason == MISSING_RUN
     if retryable and tracked.attempts < settings.max_attempts:
         if rt.files.requeue(tracked, sid, reason, message, run_id=run_id):
@@ -480,6 +475,23 @@ def settle_failure(
     if recorded:
         outcome.add("failed")
         notify_file(rt, submission, tracked, FileStatus.FAILED, run_id, reason=reason, message=message)
+
+
+# Extend's reasons for a run whose file it could not fetch (extract/classify/split; parse).
+DOWNLOAD_FAILURES = frozenset({"FAILED_TO_PROCESS_FILE", "UNABLE_TO_DOWNLOAD_FILE"})
+URL_EXPIRED = "URL_EXPIRED"  # our reason: the URL we handed Extend had expired when it fetched the file
+# A file whose URLs keep expiring is FAILED URL_EXPIRED after this many free rounds (the bound on files at
+# Extend is meant to prevent it: repeated expiries say the bound is set too high for the plan).
+MAX_URL_EXPIRIES = 3
+
+
+def url_had_expired(submission: Submission, reason: str, failed_at: str | None) -> bool:
+    """Whether a download failure happened after the submission's presigned URLs expired (run times are
+    Extend's, URL expiry ours: a clock skew of seconds only matters for a run that failed at the edge)."""
+    if reason not in DOWNLOAD_FAILURES or not submission.url_expires_at:
+        return False
+    when = parse_iso(failed_at) if failed_at else timeutil.utc_now()
+    return when >= parse_iso(submission.url_expires_at)
 
 
 # -- finishing --------------------------------------------------------------------------------------
@@ -541,6 +553,7 @@ def finish_submission(
         manifestKey=key,
     )
     logger.info("batch collected", extra={"submissionId": sid, "batchId": submission.batch_id, **counts})
+    admission.release(rt, sid)  # its room at Extend goes to the next route at once
     announce(rt, sid, failed)
 
 

@@ -87,10 +87,18 @@ class Settings(_Model):
     extend_api_version: str = Field(default="2026-02-09", alias="extendApiVersion")
     extend_workspace_id: str | None = Field(default=None, alias="extendWorkspaceId")
     read_rate_limit: float = Field(default=8.0, gt=0, le=1000, alias="readRateLimit")
+    write_rate_limit: float = Field(default=8.0, gt=0, le=1000, alias="writeRateLimit")
+    # Extend's processing throughput (files per minute across the organisation, 80 on pay-as-you-go) and
+    # the bound on files submitted and not yet terminal; by default half of what Extend gets through
+    # while a presigned URL lives, so no URL expires before Extend reaches its file.
+    extend_files_per_minute: float = Field(default=80, gt=0, le=1_000_000, alias="extendFilesPerMinute")
+    max_files_at_extend: int | None = Field(default=None, ge=1, alias="maxFilesAtExtend")
     results_concurrency: int = Field(default=8, ge=1, le=64, alias="resultsConcurrency")
     max_attempts: int = Field(default=3, ge=1, le=10, alias="maxAttempts")
+    # A download that failed because the URL had expired is retried whatever this says (and uses no
+    # attempt); FAILED_TO_PROCESS_FILE with a valid URL means Extend could not read the file.
     retryable_failure_reasons: tuple[str, ...] = Field(
-        default=("INTERNAL_ERROR", "FAILED_TO_PROCESS_FILE"), alias="retryableFailureReasons"
+        default=("INTERNAL_ERROR",), alias="retryableFailureReasons"
     )
     per_file_notifications: bool = Field(default=False, alias="perFileNotifications")
     alarm_email: str | None = Field(default=None, alias="alarmEmail")
@@ -129,6 +137,31 @@ class Settings(_Model):
                         f"routes {a.name!r} ({a.prefix!r}) and {b.name!r} ({b.prefix!r}) have overlapping "
                         "prefixes; give each route its own folder"
                     )
+        return self
+
+    @property
+    def files_at_extend_bound(self) -> int:
+        """Files submitted and not yet terminal, at most (batchdrop_core.admission)."""
+        if self.max_files_at_extend is not None:
+            return self.max_files_at_extend
+        return int(self.extend_files_per_minute * self.presigned_url_expiry_seconds / 60 / 2)
+
+    @model_validator(mode="after")
+    def _bound_holds_two_batches(self) -> Settings:
+        bound, batches = self.files_at_extend_bound, 2 * self.max_batch_size
+        if bound < batches:
+            source = (
+                f"maxFilesAtExtend is {bound}"
+                if self.max_files_at_extend is not None
+                else f"the bound on files at Extend is {bound} (half of what Extend processes while a URL "
+                f"lives: extendFilesPerMinute {self.extend_files_per_minute:g} x presignedUrlExpirySeconds "
+                f"{self.presigned_url_expiry_seconds} / 120)"
+            )
+            raise ValueError(
+                f"{source}, less than two full batches (2 x maxBatchSize = {batches}): batches would wait "
+                "for each other at Extend's door. Raise presignedUrlExpirySeconds (or extendFilesPerMinute, "
+                "if your plan processes more), set maxFilesAtExtend, or lower maxBatchSize"
+            )
         return self
 
     def route(self, name: str) -> Route:

@@ -8,10 +8,10 @@ worker settles exactly as it settles a webhook's (design §3, I4).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from batchdrop_core import timeutil
+from batchdrop_core import admission, timeutil
 from batchdrop_core.collect import search_runs_of_submission
 from batchdrop_core.extend import TERMINAL_BATCH_STATUSES, TERMINAL_RUN_STATUSES, ExtendError
 from batchdrop_core.observability import logger
@@ -29,11 +29,13 @@ class ReconcileOutcome:
     overdue_batches: int = 0
     stuck_by_route: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerted: bool = False
+    reservations_released: list[str] = field(default_factory=list)
 
 
-def reconcile(rt: Runtime) -> ReconcileOutcome:
+def reconcile(rt: Runtime, now: datetime | None = None) -> ReconcileOutcome:
     outcome = ReconcileOutcome()
-    now = timeutil.utc_now()  # through the module, so tests can move the clock
+    now = now or timeutil.utc_now()  # through the module, so tests can move the clock
+    outcome.reservations_released = admission.audit(rt)
     settings = rt.settings
     grace_cutoff = timeutil.iso(now - timedelta(minutes=settings.webhook_grace_minutes))
     sla_cutoff = timeutil.iso(now - timedelta(minutes=settings.file_sla_minutes))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from batchdrop_core.budget import SharedBudget
 from batchdrop_core.config import Resources, Settings
 from batchdrop_core.extend.ratelimit import RateLimiter
 from batchdrop_core.tracking import BatchStore, FileStore, StateStore
@@ -77,8 +78,21 @@ class Runtime:
         return str(value).strip()
 
     @cached_property
-    def read_limiter(self) -> RateLimiter:
-        return RateLimiter(self.settings.read_rate_limit, burst=1)
+    def read_limiter(self) -> RateLimiter | SharedBudget:
+        """Extend reads (GETs, lists) of the whole deployment, at ``readRateLimit``."""
+        return self._budget("read", self.settings.read_rate_limit)
+
+    @cached_property
+    def write_limiter(self) -> RateLimiter | SharedBudget:
+        """Extend writes (batch POSTs, uploads) of the whole deployment, at ``writeRateLimit``."""
+        return self._budget("write", self.settings.write_rate_limit)
+
+    def _budget(self, name: str, rate: float) -> RateLimiter | SharedBudget:
+        if not self.resources.state_table:
+            # Without a State table to share it through (a runtime for a one-off command), the budget is
+            # this process's own.
+            return RateLimiter(rate, burst=1)
+        return SharedBudget(name, rate, self.state.lease_slots, self.state.hold_budget)
 
     def refreshed_secret_value(self, field_name: str, *, min_interval: float = 30.0) -> str | None:
         """The secret re-read from Secrets Manager (after a rotation), or None when it was re-read less
@@ -102,6 +116,7 @@ class Runtime:
             api_version=self.settings.extend_api_version,
             workspace_id=self.settings.extend_workspace_id,
             read_limiter=self.read_limiter,
+            write_limiter=self.write_limiter,
             transport=self.extend_transport,
         )
 

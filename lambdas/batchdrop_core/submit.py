@@ -7,12 +7,16 @@ resolved through the runs' batchdrop metadata before anything of it is sent agai
 
 from __future__ import annotations
 
+import io
+import mimetypes
 import posixpath
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
+from batchdrop_core import admission
 from batchdrop_core.config import Route
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
@@ -66,6 +70,11 @@ def flush_route(
         return outcome
     if outcome.counts["adopted"] or outcome.counts["requeued_orphan"]:
         resume_route(rt, route)  # Extend answered the searches
+    backoff_until = rt.state.route_state(route.name).get("backoffUntil")
+    if backoff_until and age_seconds(backoff_until) < 0:
+        # Extend asked this route to wait (429 on its last POST): no file is claimed until then.
+        outcome.stopped_because = "backing_off"
+        return outcome
     while True:
         if time_left() < 60:
             outcome.stopped_because = "time"
@@ -80,16 +89,16 @@ def flush_route(
         if not (waiting >= size or force or age_seconds(oldest) >= rt.settings.max_wait_seconds):
             outcome.stopped_because = "waiting"
             return outcome
-        result = submit_batch(rt, route, size, outcome)
+        result = submit_batch(rt, route, min(waiting, size), outcome)
         if result != "submitted":
             outcome.stopped_because = result
             return outcome
 
 
 def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) -> str:
-    """One batch of up to ``size`` files: persist, claim, POST, record.
+    """One batch of up to ``size`` files: hold room at Extend, persist, claim, POST, record.
 
-    Returns "submitted", "empty", "blocked", "throttled" or "unknown".
+    Returns "submitted", "no_room", "empty", "blocked", "throttled" or "unknown".
     """
     submission = Submission(
         submission_id=new_submission_id(),
@@ -102,6 +111,9 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         file_count=0,
     )
     sid = submission.submission_id
+    if not admission.reserve(rt, route, sid, size):
+        outcome.counts["no_room"] += 1
+        return "no_room"  # the route is woken when a batch at Extend finishes
     # I3: the submission exists before any file points at it, and before Extend hears of it.
     rt.batches.create(submission)
     claimed = claim_files(rt, route, sid, size)
@@ -110,7 +122,9 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         rt.batches.transition(
             sid, [BatchState.SUBMITTING], BatchState.ABANDONED, note="no file left to claim"
         )
+        admission.release(rt, sid)
         return "empty"
+    admission.shrink(rt, sid, size, len(claimed))
     ids = {"route": route.name, "submissionId": sid}
     try:
         inputs, url_expires_at = build_inputs(rt, route, sid, claimed)
@@ -130,9 +144,11 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         return "unknown"
     except ExtendRetryableError as exc:
         _abandon(rt, sid, claimed, f"Extend asked to retry later: {exc}")
+        until = back_off_route(rt, route, exc.retry_after)
         outcome.counts["throttled"] += 1
         logger.warning(
-            "Extend is throttling submissions; files stay queued", extra={**ids, "error": str(exc)}
+            "Extend is throttling submissions; files stay queued",
+            extra={**ids, "error": str(exc), "backoffUntil": until},
         )
         return "throttled"
     except (ExtendRejectedError, ExtendInputError) as exc:
@@ -214,8 +230,14 @@ def build_inputs(
         if tracked.version_id != "null":
             params["VersionId"] = tracked.version_id
         if rt.settings.file_transfer == "upload":
-            obj = s3.get_object(**params)
-            uploaded = rt.extend.upload_file(name, obj["Body"].read(), obj.get("ContentType"))
+            # Streamed from S3 to Extend in chunks, a fresh GetObject for each try: memory stays bounded
+            # whatever the file's size and however many threads upload at once.
+            content_type = tracked.content_type or mimetypes.guess_type(name)[0]
+
+            def open_object() -> ObjectStream:
+                return ObjectStream(s3.get_object(**params))
+
+            uploaded = rt.extend.upload_file(name, open_object, content_type)
             return FileRef.from_id(uploaded.id)
         url = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         return FileRef.from_url(url, name=name)
@@ -234,11 +256,52 @@ def build_inputs(
     return inputs, url_expires_at
 
 
+class ObjectStream(io.RawIOBase):
+    """An S3 object's body as a read-once stream that tells its length, so an upload of it is sent with a
+    Content-Length in chunks (httpx reads 64 KB at a time) rather than read whole into memory."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        self._body = response["Body"]
+        self._length = int(response["ContentLength"])
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._body.read(None if size is None or size < 0 else size)
+        self._position += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        # Only what an HTTP client asks of a stream it sends: its end (the length) and its current place.
+        if whence == io.SEEK_END and offset == 0:
+            return self._length
+        if whence == io.SEEK_SET and offset == self._position:
+            return self._position
+        raise io.UnsupportedOperation("an S3 object stream is read once, from its start")
+
+
 def _abandon(rt: Runtime, submission_id: str, files: list[TrackedFile], note: str) -> None:
     rt.files.release(files, submission_id)
     rt.batches.transition(
         submission_id, [BatchState.SUBMITTING, BatchState.UNKNOWN], BatchState.ABANDONED, note=note[:500]
     )
+    admission.release(rt, submission_id)
+
+
+# Extend throttled a route's POST and said nothing of how long: it waits this long before the next try.
+DEFAULT_BACKOFF_SECONDS = 60
+
+
+def back_off_route(rt: Runtime, route: Route, retry_after: float | None) -> str:
+    """Hold a route's submissions until Extend's ``Retry-After`` (or a minute) has passed; the time."""
+    until = iso(utc_now() + timedelta(seconds=retry_after or DEFAULT_BACKOFF_SECONDS))
+    rt.state.set_route_backoff(route.name, until)
+    return until
 
 
 def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) -> None:

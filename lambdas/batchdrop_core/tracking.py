@@ -459,9 +459,12 @@ class FileStore:
         reason: str,
         message: str | None,
         run_id: str | None = None,
+        *,
+        spent_attempt: bool = True,
     ) -> bool:
         """Send a file round again (a retryable run failure, or an operator retry of a FAILED file), at the
-        back of the queue; the attempt that did not settle it goes into its history."""
+        back of the queue; the attempt that did not settle it goes into its history. ``spent_attempt``
+        False gives the attempt back (the failure was not the file's)."""
         at = now_iso()
         previous = submission_id or tracked.submission_id
         update = (
@@ -475,6 +478,8 @@ class FileStore:
             .set("failureReason", reason)
             .set("failureMessage", message)
         )
+        if not spent_attempt:
+            update.add_number("attempts", -1)
         if len(tracked.history) < MAX_HISTORY_ENTRIES:
             entry = _entry(at, FileStatus.QUEUED, submissionId=previous, runId=run_id or tracked.run_id)
             entry[0]["reason"] = reason
@@ -767,11 +772,8 @@ class BatchStore:
         return finished[:limit]
 
 
-READER_KEY = "RESULTS#reader"
-
-
 class StateStore:
-    """The State table: route health, webhook event dedupe and the results reader's claim."""
+    """The State table: route health, webhook event dedupe and the deployment's Extend request budgets."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         self.client = client
@@ -792,26 +794,51 @@ class StateStore:
     def release_event(self, event_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key={"pk": serialize(f"WEBHOOK#{event_id}")})
 
-    def claim_reader(self, owner: str, seconds: float) -> bool:
-        """Take (or renew) the right to read Extend runs at the deployment's whole read rate, for
-        ``seconds``: one results collector at a time, so collectors never add up beyond the rate. An
-        expired claim (a collector that crashed) can be taken over."""
-        now = time.time()
-        return conditional_write(
-            self.client.put_item,
-            TableName=self.table,
-            Item=to_item({"pk": READER_KEY, "ownerId": owner, "expiresAt": round(now + seconds, 3)}),
-            ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR ownerId = :owner",
-            ExpressionAttributeValues={":now": serialize(round(now, 3)), ":owner": serialize(owner)},
-        )
+    # -- request budgets (batchdrop_core.budget) ------------------------------------------------------
+    def lease_slots(self, budget: str, duration_ms: int, now_ms: int) -> int:
+        """Reserve the next ``duration_ms`` of a budget's schedule; the start of the lease (epoch ms).
 
-    def release_reader(self, owner: str) -> bool:
-        return conditional_write(
-            self.client.delete_item,
+        The schedule is one number, the time its next request may go (``nextSlotMs``): a lease moves it
+        on by its duration, from where it is or from now, whichever is later. One conditional write, no
+        read: the first form succeeds while the schedule runs ahead of now, the second once it has
+        fallen behind; a race with another lease fails the condition and tries again."""
+        key = {"pk": serialize(f"RATE#{budget}")}
+        duration, now = serialize(duration_ms), serialize(now_ms)
+        for _ in range(20):
+            try:
+                response = self.client.update_item(
+                    TableName=self.table,
+                    Key=key,
+                    UpdateExpression="SET nextSlotMs = nextSlotMs + :duration",
+                    ConditionExpression="nextSlotMs >= :now",
+                    ExpressionAttributeValues={":duration": duration, ":now": now},
+                    ReturnValues="UPDATED_OLD",
+                )
+                return int(from_item(response["Attributes"])["nextSlotMs"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+            started = conditional_write(
+                self.client.update_item,
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="SET nextSlotMs = :until",
+                ConditionExpression="attribute_not_exists(nextSlotMs) OR nextSlotMs < :now",
+                ExpressionAttributeValues={":until": serialize(now_ms + duration_ms), ":now": now},
+            )
+            if started:
+                return now_ms
+        raise RuntimeError(f"could not lease from request budget {budget!r}: too much contention")
+
+    def hold_budget(self, budget: str, until_ms: int) -> None:
+        """No lease of the budget starts before ``until_ms`` (Extend answered 429: everyone waits)."""
+        conditional_write(
+            self.client.update_item,
             TableName=self.table,
-            Key={"pk": serialize(READER_KEY)},
-            ConditionExpression="ownerId = :owner",
-            ExpressionAttributeValues={":owner": serialize(owner)},
+            Key={"pk": serialize(f"RATE#{budget}")},
+            UpdateExpression="SET nextSlotMs = :until",
+            ConditionExpression="attribute_not_exists(nextSlotMs) OR nextSlotMs < :until",
+            ExpressionAttributeValues={":until": serialize(until_ms)},
         )
 
     def route_state(self, route: str) -> dict[str, Any]:
@@ -835,6 +862,14 @@ class StateStore:
             TableName=self.table,
             Key={"pk": serialize(f"ROUTE#{route}")},
             **update.kwargs(condition),
+        )
+
+    def set_route_backoff(self, route: str, until: str) -> None:
+        """No batch of the route is submitted before ``until`` (ISO time)."""
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": serialize(f"ROUTE#{route}")},
+            **UpdateBuilder().set("backoffUntil", until).kwargs(),
         )
 
     def unblock_route(self, route: str) -> bool:

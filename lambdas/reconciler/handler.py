@@ -40,5 +40,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "stuckFiles": result.stuck_files,
             "overdueBatches": result.overdue_batches,
             "alerted": result.alerted,
+            "reservationsReleased": result.reservations_released,
         }
     raise ValueError(f"unknown task {task!r}; expected 'sweep' or 'reconcile'")

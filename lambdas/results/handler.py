@@ -27,7 +27,7 @@ _METRICS = {
 
 @cache
 def runtime() -> Runtime:
-    # Copies take turns reading at the deployment's whole read rate (collect.ReaderClaim).
+    # Copies share the deployment's read budget (batchdrop_core.budget).
     return Runtime.from_env()
 
 

@@ -86,8 +86,9 @@ def test_routes_become_full_batches_and_the_remainder_waits_for_max_wait(
     deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given 2,500 files on one route and 300 on another, dropped together (maxWaitSeconds longer than the
-    # slowest machine takes to get them through intake)
-    pipeline = pipeline_factory(maxWaitSeconds=3600)
+    # slowest machine takes to get them through intake), and room at Extend for all of them (flow control
+    # has its own tests)
+    pipeline = pipeline_factory(maxWaitSeconds=3600, maxFilesAtExtend=5000)
     upload(deployment, [f"invoices/2026/inv-{i:05d}.pdf" for i in range(2500)])
     upload(deployment, [f"documents/doc-{i:04d}.txt" for i in range(300)])
 

@@ -91,8 +91,10 @@ def queued_requests(deployment: Deployment) -> list[dict[str, Any]]:
 
 
 def state_items(deployment: Deployment) -> list[dict[str, Any]]:
+    """The webhook deliveries recorded in the State table (the table also holds the pipeline's ledger)."""
     client = deployment.session.client("dynamodb")
-    return client.scan(TableName=deployment.resources.state_table, ConsistentRead=True)["Items"]
+    items = client.scan(TableName=deployment.resources.state_table, ConsistentRead=True)["Items"]
+    return [i for i in items if i["pk"]["S"].startswith("WEBHOOK#")]
 
 
 def deliveries(sim: ExtendSimulator) -> list[dict[str, Any]]:

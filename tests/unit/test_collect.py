@@ -49,9 +49,15 @@ class FakeFiles:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def requeue(
-        self, tracked: TrackedFile, submission_id: str, reason: str, message: str | None, run_id: str | None
+        self,
+        tracked: TrackedFile,
+        submission_id: str,
+        reason: str,
+        message: str | None,
+        run_id: str | None,
+        spent_attempt: bool = True,
     ) -> bool:
-        self.calls.append(("requeue", {"reason": reason, "runId": run_id}))
+        self.calls.append(("requeue", {"reason": reason, "runId": run_id, "spentAttempt": spent_attempt}))
         return True
 
     def record_outcome(self, tracked: TrackedFile, submission_id: str, **fields: Any) -> bool:
@@ -95,7 +101,7 @@ def test_result_keys_derive_from_the_source_key_alone() -> None:
     ("reason", "attempts", "expected"),
     [
         ("INTERNAL_ERROR", 1, "requeue"),
-        ("FAILED_TO_PROCESS_FILE", 2, "requeue"),  # e.g. an expired presigned URL: a fresh one next time
+        ("FAILED_TO_PROCESS_FILE", 1, "record"),  # Extend could not read the file with a valid URL
         ("INTERNAL_ERROR", 3, "record"),  # maxAttempts reached
         ("INVALID_CONFIGURATION", 1, "record"),
         ("SOMETHING_NEW", 1, "record"),
@@ -116,6 +122,43 @@ def test_the_retry_policy(reason: str, attempts: int, expected: str) -> None:
         assert outcome.counts["failed"] == 1
     else:
         assert outcome.requeued_routes == {"invoices"} and outcome.counts["requeued"] == 1
+
+
+@pytest.mark.parametrize(
+    ("reason", "failed_at", "expiries", "expected"),
+    [
+        # Extend fetched the file after its URL expired: ours, not the file's: a fresh URL, no attempt used
+        ("FAILED_TO_PROCESS_FILE", "2026-11-28T11:00:01Z", 0, ("requeue", "URL_EXPIRED", False)),
+        ("UNABLE_TO_DOWNLOAD_FILE", "2026-11-28T11:30:00Z", 2, ("requeue", "URL_EXPIRED", False)),
+        # ... but not without end: the bound on files at Extend should have prevented it
+        ("FAILED_TO_PROCESS_FILE", "2026-11-28T11:30:00Z", 3, ("record", "URL_EXPIRED", None)),
+        # A download that failed while the URL was valid: Extend's reason, not retried
+        ("FAILED_TO_PROCESS_FILE", "2026-11-28T10:59:59Z", 0, ("record", "FAILED_TO_PROCESS_FILE", None)),
+        # Not a download failure: the usual policy, whenever it happened
+        ("INTERNAL_ERROR", "2026-11-28T11:30:00Z", 0, ("requeue", "INTERNAL_ERROR", True)),
+    ],
+)
+def test_an_expired_url_is_ours_and_uses_no_attempt(
+    reason: str, failed_at: str, expiries: int, expected: tuple[str, str, bool | None]
+) -> None:
+    # Given a submission whose presigned URLs expired at 11:00, and a file on its last attempt
+    rt = FakeRuntime(maxAttempts=3)
+    outcome = CollectOutcome()
+    file = tracked(attempts=2)
+    file.history = [{"status": "QUEUED", "reason": "URL_EXPIRED"}] * expiries
+    batch = submission(url_expires_at="2026-11-28T11:00:00Z")
+
+    # When Extend reports the run failed
+    settle_failure(rt, batch, file, "exr_1", reason, "Could not download file", outcome, failed_at=failed_at)
+
+    # Then
+    ((call, fields),) = rt.files.calls
+    kind, recorded_reason, spent = expected
+    assert call == kind
+    if kind == "requeue":
+        assert (fields["reason"], fields["spentAttempt"]) == (recorded_reason, spent)
+    else:
+        assert fields["failure_reason"] == recorded_reason and fields["failure_message"]
 
 
 def test_the_batch_message_names_its_outcome_in_attributes_and_caps_failed_files() -> None:

@@ -87,7 +87,8 @@ def _is_retryable_status(status_code: int) -> bool:
 
 
 def _retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms``, or ``Retry-After`` as seconds or a date)."""
+    """Seconds the server asked us to wait: ``retry-after-ms``, ``Retry-After`` (seconds or a date), or
+    else ``x-ratelimit-reset`` (when the limit resets: epoch seconds, or seconds from now when small)."""
     if (millis := headers.get("retry-after-ms")) is not None:
         try:
             return max(float(millis) / 1000, 0.0)
@@ -95,7 +96,7 @@ def _retry_after_seconds(headers: httpx.Headers) -> float | None:
             pass
     value = headers.get("retry-after")
     if value is None:
-        return None
+        return _reset_seconds(headers.get("x-ratelimit-reset"))
     try:
         return max(float(value), 0.0)
     except ValueError:
@@ -107,6 +108,17 @@ def _retry_after_seconds(headers: httpx.Headers) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _reset_seconds(value: str | None) -> float | None:
+    try:
+        reset = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if reset is None:
+        return None
+    # An epoch time is far larger than any wait a server would ask for in seconds.
+    return max(reset - time.time(), 0.0) if reset > 1_000_000_000 else max(reset, 0.0)
 
 
 def _error_from_response(response: httpx.Response, error_class: type[ErrorT]) -> ErrorT:
@@ -158,6 +170,7 @@ class ExtendClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         read_limiter: RateLimiter | None = None,
+        write_limiter: RateLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -167,6 +180,7 @@ class ExtendClient:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._read_limiter = read_limiter
+        self._write_limiter = write_limiter
         self._sleep = sleep
         headers = {"x-extend-api-version": api_version, "User-Agent": _user_agent()}
         # Org-scoped keys need the workspace on every request, creates included.
@@ -276,11 +290,19 @@ class ExtendClient:
 
     # ----- files and webhooks -----
 
-    def upload_file(self, name: str, content: bytes, content_type: str | None = None) -> ExtendFile:
-        # Retried like a read: a duplicate upload only leaves an unused file behind, it starts no run.
-        # Uploads are not reads, so they do not spend the read budget.
-        part = (name, content) if content_type is None else (name, content, content_type)
-        return self._repeatable("POST", "/files/upload", ExtendFile, None, files={"file": part})
+    def upload_file(
+        self, name: str, content: bytes | Callable[[], Any], content_type: str | None = None
+    ) -> ExtendFile:
+        """Upload a file; ``content`` is its bytes, or a function that opens it as a stream for each try
+        (streamed in chunks: memory stays bounded whatever the file's size). Retried like a read: a
+        duplicate upload only leaves an unused file behind, it starts no run. It spends the write budget."""
+        return self._repeatable(
+            "POST",
+            "/files/upload",
+            ExtendFile,
+            self._write_limiter,
+            files=lambda: {"file": (name, content() if callable(content) else content, content_type)},
+        )
 
     def create_webhook_endpoint(
         self,
@@ -308,6 +330,8 @@ class ExtendClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         # Resolved per request so a rotated key is picked up; never logged.
         api_key = self._api_key() if callable(self._api_key) else self._api_key
+        if callable(kwargs.get("files")):
+            kwargs["files"] = kwargs["files"]()  # a fresh stream for each try
         self._count("requests")
         response = self._http.request(method, path, headers={"Authorization": f"Bearer {api_key}"}, **kwargs)
         if response.status_code == 429:
@@ -370,6 +394,8 @@ class ExtendClient:
         """A POST that creates something: resend only when it certainly created nothing."""
         attempt = 0
         while True:
+            if self._write_limiter is not None:
+                self._write_limiter.acquire()  # before every try: a refused one spent the budget too
             try:
                 response = self._send("POST", path, **kwargs)
             except _NOT_SENT_ERRORS as exc:
@@ -382,5 +408,5 @@ class ExtendClient:
                 error = _error_from_response(response, ExtendRetryableError)
             if attempt >= self._max_retries:
                 raise error
-            self._back_off("POST", path, attempt, error, limiter=None)
+            self._back_off("POST", path, attempt, error, self._write_limiter)
             attempt += 1

@@ -148,8 +148,7 @@ class Functions(Construct):
         )
         self._allow_table(fn, self._tables.files, FILES, [*_QUERY_UPDATE, "dynamodb:BatchGetItem"])
         self._allow_table(fn, self._tables.batches, BATCHES, _QUERY_UPDATE)
-        # The reader claim: one collector at a time reads at the whole read rate.
-        self._allow_table(fn, self._tables.state, STATE, ["dynamodb:PutItem", "dynamodb:DeleteItem"])
+        self._allow_table(fn, self._tables.state, STATE, _READ_WRITE_ITEM)  # the ledger, the read budget
         self._allow_write_results(fn)
         self._allow_secret(fn, self._data.secrets.api_key)
         self._allow_publish(fn)

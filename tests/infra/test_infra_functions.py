@@ -90,7 +90,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         "logs": LOGS,
         "files": _ddb("Query", "GetItem", "UpdateItem", "BatchGetItem"),
         "batches": _ddb("Query", "GetItem", "UpdateItem"),
-        "state": _ddb("PutItem", "DeleteItem"),
+        "state": _ddb("GetItem", "PutItem", "UpdateItem"),
         "results_objects": {"s3:PutObject"},
         "api_key": SECRET,
         **PUBLISH,

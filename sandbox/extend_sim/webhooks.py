@@ -1,8 +1,16 @@
-"""Signed webhook deliveries from a background thread, with retries and injectable faults."""
+"""Signed webhook deliveries from a background thread, with retries and injectable faults.
+
+Deliveries are signed the way Extend signs them, implemented here rather than borrowed from the product,
+so the simulator stays an independent model: HMAC-SHA256 keyed with the signing secret's UTF-8 bytes as
+they are (``wss_`` prefix included) over ``v0:{timestamp}:{raw body}``, sent as lowercase hex in
+``x-extend-request-signature`` with the Unix-seconds timestamp in ``x-extend-request-timestamp``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import hmac
 import itertools
 import json
 import threading
@@ -13,17 +21,29 @@ from typing import Any
 
 import httpx
 
-from batchdrop_core.extend.signing import signature_headers
 from sandbox.extend_sim.faults import Chance, Faults
 from sandbox.extend_sim.model import iso, new_id
 from sandbox.extend_sim.stats import Stats
 
+TIMESTAMP_HEADER = "x-extend-request-timestamp"
+SIGNATURE_HEADER = "x-extend-request-signature"
 # Extend publishes no retry schedule; this one is quick enough for a demo and tests can shorten it.
 DEFAULT_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0)  # 8 attempts in all
 # With the webhook_reorder fault, each delivery is held for a random time up to this many seconds.
 REORDER_WINDOW_S = 1.0
 # Gap between an event and its injected duplicate.
 DUPLICATE_GAP_S = 0.05
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    """Extend's webhook signature of ``body`` sent at ``timestamp`` (Unix seconds)."""
+    message = b"v0:" + str(timestamp).encode("ascii") + b":" + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def signature_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if timestamp is None else int(timestamp)
+    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: sign(secret, ts, body)}
 
 
 @dataclass

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from batchdrop_core.extend.signing import verify
+from sandbox.extend_sim.webhooks import sign, signature_headers
 from sandbox.extend_simulator import ExtendSimulator
 
 HEADERS = {"Authorization": "Bearer sk_test", "x-extend-api-version": "2026-02-09"}
@@ -162,6 +163,26 @@ def test_batch_post_returns_batch_run_and_a_signed_webhook_arrives(make_sim, loc
         assert event["eventType"] == "batch_processor_run.processed"
         assert event["payload"] == api.get(f"/batch_runs/{batch['id']}").json()
         assert event["payload"]["status"] == "PROCESSED"
+
+
+def test_signature_matches_extends_documented_example():
+    # Extend's documented worked example (webhook signature verification): the secret, timestamp,
+    # raw body (a batch_processor_run.processed event) and the signature it must give.
+    secret = "wss_test_not_a_real_secret_0000"
+    timestamp = 1764320400
+    body = (
+        b'{"eventId": "evt_7QpL2mX9vB4kR8tN", "eventType": "batch_processor_run.processed", "payload": '
+        b'{"object": "batch_run", "id": "bpr_Xj8mK2pL9nR4vT7qY5wZ", "status": "PROCESSED", '
+        b'"runCount": 1000, "createdAt": "2026-11-28T09:20:11Z"}}'
+    )
+    expected = "dd6aaa962efa5c7f0f0851a5bd5290ab6755b7554099361425c6b4b83984bf24"
+    assert sign(secret, timestamp, body) == expected
+    assert signature_headers(secret, body, timestamp) == {
+        "x-extend-request-timestamp": "1764320400",
+        "x-extend-request-signature": expected,
+    }
+    # One changed byte of the body changes the signature.
+    assert sign(secret, timestamp, body.replace(b"1000", b"1001")) != expected
 
 
 def test_registered_webhook_endpoint_gets_events_signed_with_its_secret(sim, local):

@@ -490,7 +490,30 @@ def test_latency_and_reset(sim):
 def test_command_line_prints_its_url_and_serves():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "lambdas"), str(REPO_ROOT)])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.extend_simulator", "--port", "0", "--processors", "ex_a,cl_b"],
+        [
+            sys.executable,
+            "-m",
+            "sandbox.extend_simulator",
+            "--port",
+            "0",
+            "--processors",
+            "ex_a,cl_b",
+            "--plan",
+            "payg",
+            "--write-rps",
+            "5",
+            "--missing-retry-after-share",
+            "0.25",
+            "--default-sort-by",
+            "createdAt",
+            "--refuse-processors",
+            "ex_gone",
+            "--workflow-review-share",
+            "0.5",
+            "--parse-output-url",
+            "--max-file-bytes",
+            "1000000",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -512,6 +535,21 @@ def test_command_line_prints_its_url_and_serves():
                 ).status_code
                 == 404
             )
+        config = httpx.get(base_url + "/_sim/config").json()
+        assert config == {
+            **config,
+            "plan": "custom",
+            "files_per_minute": 80,
+            "read_rps": 10,
+            "write_rps": 5,
+            "missing_retry_after_share": 0.25,
+            "default_sort_by": "createdAt",
+            "allowed_processors": ["cl_b", "ex_a"],
+            "refused_processors": ["ex_gone"],
+            "workflow_review_share": 0.5,
+            "parse_output_url": True,
+            "max_file_bytes": 1000000,
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -214,7 +214,10 @@ class Engine:
                 self.runs[run.id] = run
                 batch.run_ids.append(run.id)
             self.batches[batch.id] = batch
+            # Counted before any run can start, so a run never finishes before its batch was accepted.
+            self._stats.accepted(batch.id, kind.name, len(inputs), foreign=foreign)
             if visible > now:
+                self._timers = [t for t in self._timers if t.is_alive()]
                 timer = threading.Timer(visible - now, self._reveal, args=(batch.id,))
                 timer.daemon = True
                 self._timers.append(timer)
@@ -225,7 +228,6 @@ class Engine:
         self._stats.incr("runs", len(inputs))
         if foreign:
             self._stats.incr("foreign_batches")
-        self._stats.accepted(batch.id, kind.name, len(inputs), foreign=foreign)
         return batch
 
     def _enqueue(self, batch: Batch) -> None:
@@ -309,11 +311,11 @@ class Engine:
                 run.updated = now
                 run.ended = now
                 done.append(run.id)
+                self._stats.finished()
                 events.append((WORKFLOW_EVENTS[run.status], run.to_api(full=True, base_url=self._base_url())))
                 self._settle_batch(self.batches[run.batch_id])
         if done:
             self._stats.incr("reviews", len(done))
-            self._stats.finished(len(done))
         for event in events:
             self._webhooks.publish(*event)
         return done
@@ -445,13 +447,14 @@ class Engine:
             run.updated = time.time()
             if run.status in TERMINAL:
                 run.ended = run.updated
+            if run.status in TERMINAL:
+                # Under the lock, so the figures never lag behind what the API shows.
+                self._stats.finished()
             if run.kind.family == "workflow":  # one event per run, none per batch
                 events.append((WORKFLOW_EVENTS[run.status], run.to_api(full=True, base_url=self._base_url())))
             if event := self._settle_batch(self.batches[run.batch_id]):
                 events.append(event)
         self._stats.incr("files_processed")
-        if run.status in TERMINAL:
-            self._stats.finished()
         for event in events:
             self._webhooks.publish(*event)
 

@@ -258,3 +258,13 @@ def test_reset_clears_the_backfill_figures(sim):
     backfill = sim_get(sim, "/_sim/stats")["backfill"]
     assert (backfill["filesAccepted"], backfill["maxOutstanding"], backfill["batches"]["count"]) == (0, 0, 0)
     assert sim_get(sim, "/_sim/timeline")["points"] == []
+
+
+def test_a_batch_is_outstanding_as_a_whole_even_when_its_runs_finish_at_once(sim):
+    # The whole batch is counted before any run can start, so no run finishes before it was accepted.
+    with client(sim) as api:
+        for _ in range(3):
+            wait_batch(api, submit(api, "extract", "ex_a", [{"text": f"n: {i}"} for i in range(50)])["id"])
+    backfill = sim_get(sim, "/_sim/stats")["backfill"]
+    assert backfill["maxOutstanding"] == 50 and backfill["outstanding"] == 0
+    assert min(p["outstanding"] for p in sim_get(sim, "/_sim/timeline")["points"]) >= 0

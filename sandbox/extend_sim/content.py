@@ -206,3 +206,183 @@ def split_output(data: bytes, config: dict[str, Any]) -> dict[str, Any]:
             }
         )
     return {"splits": splits}
+
+
+# -- parse ---------------------------------------------------------------------------------------------
+
+# What Extend's parser accepts, by extension (its "supported file types" page); anything else is
+# FILE_TYPE_NOT_SUPPORTED. A name without an extension is sniffed instead, as a real parser would.
+PARSE_EXTENSIONS = frozenset(
+    {
+        "pdf",
+        "png",
+        "jpg",
+        "jpeg",
+        "tiff",
+        "tif",
+        "svg",
+        "heic",
+        "heif",
+        "bmp",
+        "gif",
+        "webp",
+        "psd",
+        "xls",
+        "xlsx",
+        "xltm",
+        "xltx",
+        "ods",
+        "docx",
+        "doc",
+        "wpd",
+        "dotx",
+        "odt",
+        "pptx",
+        "ppt",
+        "ppm",
+        "csv",
+        "txt",
+        "html",
+        "htm",
+        "xml",
+        "rtf",
+        "lis",
+        "md",
+        "eml",
+        "pcx",
+    }
+)
+MIME_TYPES = {"PDF": "application/pdf", "TXT": "text/plain", "CSV": "text/csv", "HTML": "text/html"}
+REVIEW_MARKER = "SIMULATE_REVIEW"
+# US Letter at 72 dpi, the page size every simulated page has.
+PAGE_WIDTH, PAGE_HEIGHT = 612.0, 792.0
+
+
+def extension(name: str | None) -> str:
+    return name.rsplit(".", 1)[1].lower() if name and "." in name.rsplit("/", 1)[-1] else ""
+
+
+def parse_problem(name: str, data: bytes) -> tuple[str, str] | None:
+    """(failureReason, message) when the parser would refuse this file, else None."""
+    ext = extension(name)
+    if ext and ext not in PARSE_EXTENSIONS:
+        return "FILE_TYPE_NOT_SUPPORTED", f"Files of type .{ext} cannot be parsed."
+    if not data.strip():
+        return "CORRUPT_FILE", "The file is empty."
+    if ext == "pdf" and not data.lstrip().startswith(b"%PDF-"):
+        return "CORRUPT_FILE", "The file does not look like a valid PDF."
+    return None
+
+
+def _block_type(line: str, first: bool) -> str:
+    if FIELD_LINE.match(line) and "://" not in line:
+        return "key_value"
+    letters = [c for c in line if c.isalpha()]
+    if first or line.lstrip().startswith("#") or (letters and all(c.isupper() for c in letters)):
+        return "heading"
+    return "text"
+
+
+def _markdown(block_type: str, line: str) -> str:
+    if block_type == "heading":
+        return "# " + line.lstrip("# ").strip()
+    return line.strip()
+
+
+# PDF syntax the simulated parser skips: object headers, names, dictionaries, comments (%PDF, %%EOF).
+PDF_SYNTAX = re.compile(r"^\s*(%|/|<<|\d+\s+\d+\s+obj\b|endobj\b|stream\b|endstream\b|xref\b|trailer\b)")
+
+
+def _blocks(page_number: int, text: str, content_hash: bytes) -> list[dict[str, Any]]:
+    lines = [line for line in text.splitlines() if line.strip() and not PDF_SYNTAX.match(line)]
+    blocks = []
+    height = PAGE_HEIGHT / max(len(lines), 1)
+    for index, line in enumerate(lines):
+        block_type = _block_type(line, page_number == 1 and index == 0)
+        top, bottom = round(index * height, 2), round((index + 1) * height, 2)
+        box = {"left": 36.0, "top": top, "right": PAGE_WIDTH - 36.0, "bottom": bottom}
+        confidence = round(0.85 + 0.149 * unit_interval(content_hash, str(page_number), str(index)), 4)
+        blocks.append(
+            {
+                "object": "block",
+                "id": "block_" + digest(content_hash, str(page_number), str(index)).hex()[:16],
+                "type": block_type,
+                "content": _markdown(block_type, line),
+                "details": {"type": "key_value_details" if block_type == "key_value" else "text_details"},
+                "metadata": {
+                    "page": {"number": page_number, "width": PAGE_WIDTH, "height": PAGE_HEIGHT},
+                    "minOcrConfidence": confidence,
+                    "avgOcrConfidence": confidence,
+                },
+                "polygon": [
+                    {"x": box["left"], "y": top},
+                    {"x": box["right"], "y": top},
+                    {"x": box["right"], "y": bottom},
+                    {"x": box["left"], "y": bottom},
+                ],
+                "boundingBox": box,
+            }
+        )
+    return blocks
+
+
+def _chunk(chunk_type: str, start: int, end: int, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    confidences = [b["metadata"]["avgOcrConfidence"] for b in blocks]
+    return {
+        "object": "chunk",
+        "type": chunk_type,
+        "content": "\n\n".join(b["content"] for b in blocks),
+        "metadata": {
+            "pageRange": {"start": start, "end": end},
+            "minOcrConfidence": min(confidences) if confidences else None,
+            "avgOcrConfidence": round(sum(confidences) / len(confidences), 4) if confidences else None,
+        },
+        "blocks": blocks,
+    }
+
+
+def parse_output(data: bytes, config: dict[str, Any]) -> dict[str, Any]:
+    """Markdown chunks of the file: one per page (default), one for the document, or one per section
+    (a heading block opens a section)."""
+    content_hash = digest(data)
+    pages = page_texts(data)
+    page_blocks = [_blocks(number, text, content_hash) for number, text in enumerate(pages, start=1)]
+    strategy = str((config.get("chunkingStrategy") or {}).get("type") or "page")
+    if strategy == "document":
+        chunks = [_chunk("document", 1, len(pages), [b for blocks in page_blocks for b in blocks])]
+    elif strategy == "section":
+        chunks, current, start = [], [], 1
+        for number, blocks in enumerate(page_blocks, start=1):
+            for block in blocks:
+                if block["type"] == "heading" and current:
+                    chunks.append(
+                        _chunk("section", start, current[-1]["metadata"]["page"]["number"], current)
+                    )
+                    current, start = [], number
+                current.append(block)
+        if current or not chunks:
+            chunks.append(_chunk("section", start, len(pages), current))
+    else:
+        chunks = [_chunk("page", n, n, blocks) for n, blocks in enumerate(page_blocks, start=1)]
+    mime = MIME_TYPES["PDF"] if data.startswith(b"%PDF") else MIME_TYPES["TXT"]
+    return {
+        "chunks": chunks,
+        "metadata": {
+            "originalMimeType": mime,
+            "finalMimeType": MIME_TYPES["PDF"],
+            "pages": [
+                {
+                    "number": n,
+                    "rotationApplied": 0,
+                    "originalPageWidth": PAGE_WIDTH,
+                    "originalPageHeight": PAGE_HEIGHT,
+                    "dpi": 72.0,
+                }
+                for n in range(1, len(pages) + 1)
+            ],
+        },
+    }
+
+
+def wants_review(text: str) -> bool:
+    return REVIEW_MARKER in text

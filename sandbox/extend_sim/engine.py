@@ -1,33 +1,53 @@
 """Batches, runs and uploaded files, and the worker threads that process runs.
 
-Runs go PENDING -> PROCESSING -> PROCESSED/FAILED. A global token bucket limits how many files start per
-minute across all batches (like Extend's per-organisation processor throughput); queued runs start in
-order of (priority, batch creation, input position).
+Runs go PENDING -> PROCESSING -> PROCESSED/FAILED (workflow runs may stop at NEEDS_REVIEW until a
+review approves them, PROCESSED, or rejects them, REJECTED). One token bucket limits how many files
+start per minute across the whole workspace, whatever their kind (like Extend's processor throughput);
+queued runs start in order of (priority, batch submission, input position), so batches wait behind each
+other as in Extend's delayed queue. A run's file is fetched when its processing starts, so a presigned
+URL that expired while its batch waited fails that run.
 """
 
 from __future__ import annotations
 
+import calendar
 import heapq
 import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from sandbox.extend_sim import content
-from sandbox.extend_sim.faults import Faults
+from sandbox.extend_sim.faults import Chance, Faults
 from sandbox.extend_sim.limits import TokenBucket
-from sandbox.extend_sim.model import DEFAULT_PRIORITY, TERMINAL, Batch, Kind, Run, StoredFile, new_id
+from sandbox.extend_sim.model import (
+    DEFAULT_PRIORITY,
+    TERMINAL,
+    Batch,
+    Kind,
+    Run,
+    StoredFile,
+    input_file_name,
+    new_id,
+)
 from sandbox.extend_sim.stats import Stats
 from sandbox.extend_sim.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 10.0
+WORKFLOW_EVENTS = {
+    "PROCESSED": "workflow_run.completed",
+    "FAILED": "workflow_run.failed",
+    "NEEDS_REVIEW": "workflow_run.needs_review",
+    "REJECTED": "workflow_run.rejected",
+}
 
 
 @dataclass
@@ -39,6 +59,7 @@ class _Outcome:
     failure_message: str | None = None
     file: dict[str, Any] | None = None
     pages: int = 0
+    review: bool = False  # workflow runs: stop at NEEDS_REVIEW
 
 
 class _Failed(Exception):
@@ -48,6 +69,21 @@ class _Failed(Exception):
         self.message = message
 
 
+def presigned_expiry(url: str) -> float | None:
+    """When a presigned S3 URL (SigV4 ``X-Amz-Date`` + ``X-Amz-Expires``, or SigV2 ``Expires``) stops
+    working, in epoch seconds; None when the URL says nothing about it."""
+    query = {k.lower(): v[0] for k, v in parse_qs(urlsplit(url).query).items() if v}
+    try:
+        if "x-amz-date" in query and "x-amz-expires" in query:
+            signed = calendar.timegm(time.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ"))
+            return signed + int(query["x-amz-expires"])
+        if "expires" in query:
+            return float(query["expires"])
+    except ValueError:
+        return None
+    return None
+
+
 class Engine:
     def __init__(
         self,
@@ -55,6 +91,8 @@ class Engine:
         faults: Faults,
         stats: Stats,
         webhooks: WebhookSender,
+        chance: Chance,
+        base_url: Callable[[], str],
         files_per_minute: float,
         workers: int,
         processing_delay: float,
@@ -62,15 +100,23 @@ class Engine:
         self._faults = faults
         self._stats = stats
         self._webhooks = webhooks
+        self._chance = chance
+        self._base_url = base_url
         self.processing_delay = processing_delay
         # Burst of one file: throughput is steady from the first file on, as tests expect.
         self.throughput = TokenBucket(files_per_minute / 60, burst=1)
+        # Settings changed through ExtendSimulator.configure (under the lock).
+        self.paused = False
+        self.review_share = 0.0  # share of workflow runs that stop at NEEDS_REVIEW
+        self.max_file_bytes = 0  # larger files fail (parse: FILE_SIZE_TOO_LARGE); 0: no limit
         self._workers = workers
         self._http = httpx.Client(timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=True, trust_env=False)
         self._cond = threading.Condition(threading.RLock())
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._timers: list[threading.Timer] = []
         self._seq = itertools.count()
+        self._starts = itertools.count()
         self.batches: dict[str, Batch] = {}
         self.runs: dict[str, Run] = {}
         self.files: dict[str, StoredFile] = {}
@@ -90,6 +136,8 @@ class Engine:
     def stop(self) -> None:
         self._stop.set()
         with self._cond:
+            for timer in self._timers:
+                timer.cancel()
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=DOWNLOAD_TIMEOUT_S + 5)
@@ -97,6 +145,9 @@ class Engine:
 
     def reset(self) -> None:
         with self._cond:
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
             self.batches.clear()
             self.runs.clear()
             self.files.clear()
@@ -104,6 +155,11 @@ class Engine:
 
     def set_files_per_minute(self, files_per_minute: float) -> None:
         self.throughput.configure(files_per_minute / 60, burst=1)
+
+    def set_paused(self, paused: bool) -> None:
+        with self._cond:
+            self.paused = paused
+            self._cond.notify_all()
 
     # -- creating things -------------------------------------------------------------------------
     def add_file(self, name: str, data: bytes) -> StoredFile:
@@ -114,16 +170,35 @@ class Engine:
         return stored
 
     def create_batch(
-        self, kind: Kind, processor: dict[str, Any], inputs: list[dict[str, Any]], priority: int | None
+        self,
+        kind: Kind,
+        processor: dict[str, Any] | None,
+        inputs: list[dict[str, Any]],
+        priority: int | None,
+        *,
+        config: dict[str, Any] | None = None,
+        hidden_for: float = 0.0,
+        foreign: bool = False,
     ) -> Batch:
+        """Accept a batch. With ``hidden_for``, it (and its runs) appear and queue only that much later."""
         now = time.time()
+        visible = now + max(hidden_for, 0.0)
         with self._cond:
-            batch = Batch(new_id("bpr_"), kind, processor, priority, inputs, now)
+            batch = Batch(
+                new_id(kind.batch_prefix),
+                kind,
+                processor,
+                priority,
+                inputs,
+                visible,
+                config=config,
+                accepted=now,
+                foreign=foreign,
+            )
             if self._faults.fail_batches > 0:
                 self._faults.fail_batches -= 1
                 batch.doomed = True
-            batch_seq = next(self._seq)
-            for position, item in enumerate(inputs):
+            for item in inputs:
                 run = Run(
                     id=new_id(kind.run_prefix),
                     seq=next(self._seq),
@@ -132,20 +207,60 @@ class Engine:
                     processor=processor,
                     file_ref=item["file"],
                     metadata=item.get("metadata"),
-                    created=now,
-                    updated=now,
+                    created=visible,
+                    updated=visible,
+                    batch_config=config,
                 )
                 self.runs[run.id] = run
                 batch.run_ids.append(run.id)
-                order = DEFAULT_PRIORITY if priority is None else priority
-                heapq.heappush(self._queue, (order, batch_seq, position, run.id))
             self.batches[batch.id] = batch
-            self._cond.notify_all()
+            # Counted before any run can start, so a run never finishes before its batch was accepted.
+            self._stats.accepted(batch.id, kind.name, len(inputs), foreign=foreign)
+            if visible > now:
+                self._timers = [t for t in self._timers if t.is_alive()]
+                timer = threading.Timer(visible - now, self._reveal, args=(batch.id,))
+                timer.daemon = True
+                self._timers.append(timer)
+                timer.start()
+            else:
+                self._enqueue(batch)
         self._stats.incr("batches")
         self._stats.incr("runs", len(inputs))
+        if foreign:
+            self._stats.incr("foreign_batches")
         return batch
 
+    def _enqueue(self, batch: Batch) -> None:
+        """Queue a batch's runs behind everything queued before it (call with the lock held)."""
+        batch_seq = next(self._seq)
+        order = DEFAULT_PRIORITY if batch.priority is None else batch.priority
+        for position, run_id in enumerate(batch.run_ids):
+            heapq.heappush(self._queue, (order, batch_seq, position, run_id))
+        self._cond.notify_all()
+
+    def _reveal(self, batch_id: str) -> None:
+        with self._cond:
+            batch = self.batches.get(batch_id)
+            if batch is not None:  # None: cleared by a reset
+                self._enqueue(batch)
+
     # -- queries ---------------------------------------------------------------------------------
+    @staticmethod
+    def visible(batch: Batch | None, now: float | None = None) -> bool:
+        return batch is not None and batch.created <= (time.time() if now is None else now)
+
+    def visible_batch(self, batch_id: str) -> Batch | None:
+        with self._cond:
+            batch = self.batches.get(batch_id)
+            return batch if self.visible(batch) else None
+
+    def visible_run(self, run_id: str, kind: Kind | None = None) -> Run | None:
+        with self._cond:
+            run = self.runs.get(run_id)
+            if run is None or (kind is not None and run.kind is not kind):
+                return None
+            return run if self.visible(self.batches.get(run.batch_id)) else None
+
     def list_runs(
         self,
         kind: Kind,
@@ -159,42 +274,83 @@ class Engine:
         """One page of runs and the key to continue after (None on the last page).
 
         Keyset pagination on (sort value, creation sequence): the sequence number is the tiebreaker for
-        runs created in the same instant, so pages never skip or repeat a run.
+        runs created in the same instant, so pages never skip or repeat a run whose sort value stays put.
+        (Sorted by updatedAt, a run that changes between two pages moves, as it would at Extend.)
         """
+        now = time.time()
         with self._cond:
-            runs = [r for r in self.runs.values() if r.kind is kind and _matches(r, kind, filters)]
-        runs.sort(key=lambda r: (r.sort_value(sort_by), r.seq), reverse=descending)
+            runs = [
+                r
+                for r in self.runs.values()
+                if r.kind is kind
+                and self.visible(self.batches.get(r.batch_id), now)
+                and _matches(r, kind, filters)
+            ]
+            keyed = [((r.sort_value(sort_by), r.seq), r) for r in runs]
+        keyed.sort(key=lambda pair: pair[0], reverse=descending)
         if after is not None:
-            if descending:
-                runs = [r for r in runs if (r.sort_value(sort_by), r.seq) < after]
-            else:
-                runs = [r for r in runs if (r.sort_value(sort_by), r.seq) > after]
-        page = runs[:limit]
-        more = len(runs) > limit
-        return page, ((page[-1].sort_value(sort_by), page[-1].seq) if more else None)
+            keyed = [p for p in keyed if (p[0] < after if descending else p[0] > after)]
+        page = keyed[:limit]
+        more = len(keyed) > limit
+        return [r for _, r in page], (page[-1][0] if more else None)
+
+    # -- reviews ---------------------------------------------------------------------------------
+    def review(self, run_ids: Iterable[str], *, approve: bool, note: str | None = None) -> list[str]:
+        """Approve (PROCESSED) or reject (REJECTED) workflow runs waiting in NEEDS_REVIEW; the ids done."""
+        done: list[str] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        now = time.time()
+        with self._cond:
+            for run_id in run_ids:
+                run = self.runs.get(run_id)
+                if run is None or run.status != "NEEDS_REVIEW":
+                    continue
+                run.status = "PROCESSED" if approve else "REJECTED"
+                run.reviewed_at = now
+                run.rejection_note = None if approve else (note or "Rejected in review")
+                run.updated = now
+                run.ended = now
+                done.append(run.id)
+                self._stats.finished()
+                events.append((WORKFLOW_EVENTS[run.status], run.to_api(full=True, base_url=self._base_url())))
+                self._settle_batch(self.batches[run.batch_id])
+        if done:
+            self._stats.incr("reviews", len(done))
+        for event in events:
+            self._webhooks.publish(*event)
+        return done
+
+    def waiting_for_review(self, batch_id: str | None = None) -> list[str]:
+        with self._cond:
+            return [
+                r.id
+                for r in self.runs.values()
+                if r.status == "NEEDS_REVIEW" and (batch_id is None or r.batch_id == batch_id)
+            ]
 
     # -- processing ------------------------------------------------------------------------------
     def _next_run(self) -> Run | None:
         """Wait for a queued run and a throughput token; mark the run PROCESSING and return it."""
         while not self._stop.is_set():
             with self._cond:
-                while not self._queue and not self._stop.is_set():
-                    self._cond.wait()
+                while (not self._queue or self.paused) and not self._stop.is_set():
+                    self._cond.wait(0.5)
             # Take the token before choosing the run, so whichever worker gets it starts the
             # run at the head of the queue and the order stays (priority, batch, position).
             if not self.throughput.take(self._stop):
                 return None
             with self._cond:
-                while self._queue:
+                while self._queue and not self.paused:
                     run = self.runs.get(heapq.heappop(self._queue)[3])
                     if run is not None:  # None: cleared by a reset
                         run.status = "PROCESSING"
-                        run.updated = time.time()
+                        run.started = run.updated = time.time()
+                        run.start_order = next(self._starts)
                         batch = self.batches[run.batch_id]
                         if batch.status == "PENDING":
                             batch.status = "PROCESSING"
                         return run
-            # Another worker emptied the queue first; the token was not used.
+            # Another worker emptied the queue first, or processing was paused: the token was not used.
             self.throughput.give_back()
         return None
 
@@ -214,19 +370,33 @@ class Engine:
             doomed = self.batches[run.batch_id].doomed
         if doomed:
             return _Outcome(failure_reason="INTERNAL_ERROR", failure_message="Simulated batch failure.")
+        kind = run.kind
         try:
-            stored = self._load(run.file_ref)
-            reason = content.failure_reason(content.decode_text(stored.data))
+            stored = self._load(run)
+            if self.max_file_bytes and len(stored.data) > self.max_file_bytes:
+                size = f"{len(stored.data)} bytes; the limit is {self.max_file_bytes}"
+                if kind.family == "parse":
+                    raise _Failed("FILE_SIZE_TOO_LARGE", f"The file is too large ({size}).")
+                raise _Failed("FAILED_TO_PROCESS_FILE", f"File size too large ({size}).")
+            if kind.family == "parse" and (problem := content.parse_problem(stored.name, stored.data)):
+                raise _Failed(*problem)
+            text = content.decode_text(stored.data)
+            reason = content.failure_reason(text)
             if reason:
                 raise _Failed(reason, f"Simulated failure requested by the file content ({reason}).")
-            output = run.kind.output(stored.data, run.config)
+            output = kind.output(stored.data, run.config)
         except _Failed as failed:
             return _Outcome(failure_reason=failed.reason, failure_message=failed.message)
+        review = kind.family == "workflow" and (
+            content.wants_review(text) or self._chance.hit(self.review_share)
+        )
         summary = stored.to_api()
-        return _Outcome(output=output, file=summary, pages=summary["metadata"]["pageCount"])
+        return _Outcome(output=output, file=summary, pages=summary["metadata"]["pageCount"], review=review)
 
-    def _load(self, ref: dict[str, Any]) -> StoredFile:
-        """The file a reference points to; URLs are downloaded now, at processing time, as Extend does."""
+    def _load(self, run: Run) -> StoredFile:
+        """The file a run points to; URLs are downloaded now, at processing time, as Extend does."""
+        ref = run.file_ref
+        unable = run.kind.download_failure
         if "text" in ref:
             name = ref.get("name") or "input.txt"
             return StoredFile(new_id("file_"), name, "TXT", ref["text"].encode("utf-8"), time.time())
@@ -234,54 +404,82 @@ class Engine:
             with self._cond:
                 stored = self.files.get(ref["id"])
             if stored is None:
-                raise _Failed("FAILED_TO_PROCESS_FILE", f"File {ref['id']} was not found.")
+                raise _Failed(unable, f"File {ref['id']} was not found.")
             return stored
         url = ref["url"]
         try:
             response = self._http.get(url)
         except httpx.HTTPError as exc:
             self._stats.incr("downloads_failed")
-            raise _Failed("FAILED_TO_PROCESS_FILE", f"Could not download file: {type(exc).__name__}") from exc
+            raise _Failed(unable, f"Could not download file: {type(exc).__name__}") from exc
         if response.status_code >= 400:
             self._stats.incr("downloads_failed")
-            raise _Failed("FAILED_TO_PROCESS_FILE", f"Could not download file: HTTP {response.status_code}")
+            expires = presigned_expiry(url)
+            expired = b"expired" in response.content[:2000].lower() or (
+                expires is not None and expires < time.time()
+            )
+            if expired:
+                self._stats.incr("downloads_url_expired")
+            detail = " (the presigned URL has expired)" if expired else ""
+            raise _Failed(unable, f"Could not download file: HTTP {response.status_code}{detail}")
         self._stats.incr("downloads_ok")
         data = response.content
-        name = ref.get("name") or unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "file"
+        name = input_file_name(ref) or "file"
         file_type = content.file_type_for_name(name, default="PDF" if data.startswith(b"%PDF") else "TXT")
         return StoredFile(new_id("file_"), name, file_type, data, time.time())
 
     def _finish(self, run: Run, outcome: _Outcome) -> None:
-        event: tuple[str, dict[str, Any]] | None = None
+        events: list[tuple[str, dict[str, Any]]] = []
         with self._cond:
             if self.runs.get(run.id) is not run:
                 return  # the simulator was reset while this run was processing
-            run.status = "FAILED" if outcome.failure_reason else "PROCESSED"
+            if outcome.failure_reason:
+                run.status = "FAILED"
+            elif outcome.review:
+                run.status = "NEEDS_REVIEW"
+            else:
+                run.status = "PROCESSED"
             run.output = outcome.output
             run.failure_reason = outcome.failure_reason
             run.failure_message = outcome.failure_message
             run.file = outcome.file  # None when failed, as Extend reports it
             run.pages = outcome.pages
             run.updated = time.time()
-            batch = self.batches[run.batch_id]
-            if all(self.runs[rid].status in TERMINAL for rid in batch.run_ids):
-                # PROCESSED means "all runs finished", even if some failed; FAILED is a batch-level error.
-                batch.status = "FAILED" if batch.doomed else "PROCESSED"
-                event_type = "batch_processor_run." + batch.status.lower()
-                event = (event_type, batch.to_api())
+            if run.status in TERMINAL:
+                run.ended = run.updated
+            if run.status in TERMINAL:
+                # Under the lock, so the figures never lag behind what the API shows.
+                self._stats.finished()
+            if run.kind.family == "workflow":  # one event per run, none per batch
+                events.append((WORKFLOW_EVENTS[run.status], run.to_api(full=True, base_url=self._base_url())))
+            if event := self._settle_batch(self.batches[run.batch_id]):
+                events.append(event)
         self._stats.incr("files_processed")
-        if event:
+        for event in events:
             self._webhooks.publish(*event)
+
+    def _settle_batch(self, batch: Batch) -> tuple[str, dict[str, Any]] | None:
+        """Close the batch once every run is terminal; its webhook event, if its kind has one."""
+        if batch.status in TERMINAL or not all(self.runs[r].status in TERMINAL for r in batch.run_ids):
+            return None
+        # PROCESSED means "all runs finished", even if some failed; FAILED is a batch-level error.
+        batch.status = "FAILED" if batch.doomed else "PROCESSED"
+        if batch.kind.batch_event is None:
+            return None
+        return f"{batch.kind.batch_event}.{batch.status.lower()}", batch.to_api()
 
 
 def _matches(run: Run, kind: Kind, filters: dict[str, str]) -> bool:
     if "batchId" in filters and run.batch_id != filters["batchId"]:
         return False
-    if kind.filter_param in filters and run.processor["id"] != filters[kind.filter_param]:
+    wanted = filters.get(kind.filter_param) if kind.filter_param else None
+    if wanted is not None and (run.processor or {}).get("id") != wanted:
         return False
     if "status" in filters and run.status != filters["status"]:
         return False
     if "fileNameContains" in filters and filters["fileNameContains"].lower() not in run.file_name.lower():
         return False
+    if "batchId" in filters:  # it takes precedence over source
+        return True
     # Every simulated run comes from a batch.
-    return filters.get("source", "BATCH_PROCESSOR_RUN") == "BATCH_PROCESSOR_RUN"
+    return kind.source is None or filters.get("source", kind.source) == kind.source

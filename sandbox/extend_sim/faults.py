@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,13 @@ class Faults:
     fail_batches: int = 0
     # Webhook payloads are {"object": "signed_data_url", "data": <url>, "id": ...} instead of inline.
     signed_url_payload: bool = False
+    # A batch whose POST response was lost (lose_post_response) becomes visible (GET /batch_runs, the
+    # list endpoints, GET run) and starts processing only this many seconds after the POST.
+    lost_batch_delay_seconds: float = 0.0
+    # Regular expression (re.search) on file names: a batch POST with an input whose name (``file.name``,
+    # or the URL's object name) matches is refused with 400 naming ``inputs[i]``, and so is an upload
+    # whose file name matches. Empty: off.
+    refuse_file_names: str = ""
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial update, converting values to each field's type. Raises ValueError."""
@@ -40,19 +48,32 @@ class Faults:
             raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
         converted = {}
         for name, value in changes.items():
-            kind = {"float": float, "int": int, "bool": bool}[str(fields[name].type)]
+            kind = {"float": float, "int": int, "bool": bool, "str": str}[str(fields[name].type)]
             if kind is bool and not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false")
+            if kind is str:
+                if value is not None and not isinstance(value, str):
+                    raise ValueError(f"{name} must be a string")
+                converted[name] = value or ""
+                continue
             try:
                 converted[name] = kind(value or 0)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{name} must be a number") from exc
+        if converted.get("refuse_file_names"):
+            try:
+                re.compile(converted["refuse_file_names"])
+            except re.error as exc:
+                raise ValueError(f"refuse_file_names is not a valid regular expression: {exc}") from exc
         # Validate everything before changing anything, so a bad request leaves the faults as they were.
         for name, value in converted.items():
             setattr(self, name, value)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def refused_name(self, name: str) -> bool:
+        return bool(self.refuse_file_names) and re.search(self.refuse_file_names, name) is not None
 
 
 class Chance:

@@ -1,8 +1,16 @@
-"""Signed webhook deliveries from a background thread, with retries and injectable faults."""
+"""Signed webhook deliveries from a background thread, with retries and injectable faults.
+
+Deliveries are signed the way Extend signs them, implemented here rather than borrowed from the product,
+so the simulator stays an independent model: HMAC-SHA256 keyed with the signing secret's UTF-8 bytes as
+they are (``wss_`` prefix included) over ``v0:{timestamp}:{raw body}``, sent as lowercase hex in
+``x-extend-request-signature`` with the Unix-seconds timestamp in ``x-extend-request-timestamp``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import hmac
 import itertools
 import json
 import threading
@@ -13,17 +21,29 @@ from typing import Any
 
 import httpx
 
-from batchdrop_core.extend.signing import signature_headers
 from sandbox.extend_sim.faults import Chance, Faults
 from sandbox.extend_sim.model import iso, new_id
 from sandbox.extend_sim.stats import Stats
 
+TIMESTAMP_HEADER = "x-extend-request-timestamp"
+SIGNATURE_HEADER = "x-extend-request-signature"
 # Extend publishes no retry schedule; this one is quick enough for a demo and tests can shorten it.
 DEFAULT_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0)  # 8 attempts in all
 # With the webhook_reorder fault, each delivery is held for a random time up to this many seconds.
 REORDER_WINDOW_S = 1.0
 # Gap between an event and its injected duplicate.
 DUPLICATE_GAP_S = 0.05
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    """Extend's webhook signature of ``body`` sent at ``timestamp`` (Unix seconds)."""
+    message = b"v0:" + str(timestamp).encode("ascii") + b":" + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def signature_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if timestamp is None else int(timestamp)
+    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: sign(secret, ts, body)}
 
 
 @dataclass
@@ -41,7 +61,8 @@ class Target:
 class Delivery:
     event_id: str
     event_type: str
-    batch_id: str
+    batch_id: str | None
+    object_id: str  # the payload's id: the batch, or the run of a run event
     target: Target
     body: bytes  # sent exactly as signed
     attempt: int = 1
@@ -79,7 +100,7 @@ class WebhookSender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.targets: list[Target] = []
-        self.payloads: dict[str, dict[str, Any]] = {}  # eventId -> BatchRun, for signed-URL payloads
+        self.payloads: dict[str, dict[str, Any]] = {}  # eventId -> payload, for signed-URL payloads
         self.log: list[dict[str, Any]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -116,20 +137,24 @@ class WebhookSender:
         with self._cond:
             return list(self.log)
 
-    def publish(self, event_type: str, batch_run: dict[str, Any]) -> None:
-        """Send one event about a batch to every target that wants it."""
+    def publish(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Send one event to every target that wants it. ``payload`` is the BatchRun of a batch event,
+        or the full run of a run event (workflow runs)."""
         event_id = new_id("evt_")
-        batch_id = batch_run["id"]
-        payload: dict[str, Any] = batch_run
+        object_id = payload["id"]
+        batch_id = object_id if payload.get("object") == "batch_run" else payload.get("batchId")
+        sent: dict[str, Any] = payload
         if self._faults.signed_url_payload:
             with self._cond:
-                self.payloads[event_id] = batch_run
-            payload = {"object": "signed_data_url", "data": self._payload_url(event_id), "id": batch_id}
-        body = json.dumps({"eventId": event_id, "eventType": event_type, "payload": payload}).encode()
+                self.payloads[event_id] = payload
+            sent = {"object": "signed_data_url", "data": self._payload_url(event_id), "id": object_id}
+            if payload.get("metadata"):
+                sent["metadata"] = payload["metadata"]
+        body = json.dumps({"eventId": event_id, "eventType": event_type, "payload": sent}).encode()
         with self._cond:
             targets = [t for t in self.targets if t.wants(event_type)]
         for target in targets:
-            delivery = Delivery(event_id, event_type, batch_id, target, body)
+            delivery = Delivery(event_id, event_type, batch_id, object_id, target, body)
             if self._chance.hit(self._faults.webhook_drop_rate):
                 self._stats.incr("webhooks_dropped")
                 self._record(delivery, outcome="dropped")
@@ -138,7 +163,7 @@ class WebhookSender:
             self._schedule(delivery, delay)
             if self._chance.hit(self._faults.webhook_duplicate_rate):
                 self._stats.incr("webhooks_duplicated")
-                twin = Delivery(event_id, event_type, batch_id, target, body, duplicate=True)
+                twin = Delivery(event_id, event_type, batch_id, object_id, target, body, duplicate=True)
                 self._schedule(twin, delay + DUPLICATE_GAP_S)
 
     # -- internals -------------------------------------------------------------------------------
@@ -156,6 +181,7 @@ class WebhookSender:
                     "eventId": delivery.event_id,
                     "eventType": delivery.event_type,
                     "batchId": delivery.batch_id,
+                    "objectId": delivery.object_id,
                     "url": delivery.target.url,
                     "attempt": delivery.attempt,
                     "duplicate": delivery.duplicate,

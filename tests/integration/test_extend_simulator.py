@@ -6,143 +6,30 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from batchdrop_core.extend.signing import verify
-from sandbox.extend_simulator import ExtendSimulator
-
-HEADERS = {"Authorization": "Bearer sk_test", "x-extend-api-version": "2026-02-09"}
-SECRET = "wss_test_secret"
-INVOICE = "INVOICE\nInvoice Number: INV-1042\nTotal: 1250.50\nDate: 2026-11-01\n"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-# -- local helpers: a loopback server that serves files and records webhook POSTs ----------------------
-
-
-class LocalServer:
-    """Serves ``files`` (path -> (status, bytes)) on GET and records POSTs, answering them with the
-    statuses in ``post_statuses`` first (then 200)."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, tuple[int, bytes]] = {}
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        self.post_statuses: list[int] = []
-        self.cond = threading.Condition()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = owner.files.get(self.path, (404, b"not found"))
-                self._answer(status, body)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with owner.cond:
-                    owner.posts.append((dict(self.headers.items()), body))
-                    status = owner.post_statuses.pop(0) if owner.post_statuses else 200
-                    owner.cond.notify_all()
-                self._answer(status, b"{}")
-
-            def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def wait_posts(self, count: int, timeout: float = 5.0) -> list[tuple[dict[str, str], bytes]]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.posts) >= count, timeout), self.posts
-            return list(self.posts)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def local() -> Iterator[LocalServer]:
-    server = LocalServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def make_sim() -> Iterator[Callable[..., ExtendSimulator]]:
-    """Start simulators on free loopback ports (fast webhook retries) and stop them afterwards."""
-    started: list[ExtendSimulator] = []
-
-    def make(**kwargs: Any) -> ExtendSimulator:
-        kwargs.setdefault("webhook_retry_delays", (0.05, 0.1, 0.2))
-        sim = ExtendSimulator(port=0, **kwargs).start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-
-
-@pytest.fixture
-def sim(make_sim: Callable[..., ExtendSimulator]) -> ExtendSimulator:
-    return make_sim()
-
-
-def client(sim: ExtendSimulator, **headers: str) -> httpx.Client:
-    return httpx.Client(base_url=sim.base_url, headers={**HEADERS, **headers}, timeout=5)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
-def submit(api: httpx.Client, kind: str, processor_id: str, files: list[dict], **extra: Any) -> dict:
-    key = {"extract": "extractor", "classify": "classifier", "split": "splitter"}[kind]
-    body = {key: {"id": processor_id}, "inputs": [{"file": f} for f in files], **extra}
-    response = api.post(f"/{kind}_runs/batch", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def wait_batch(api: httpx.Client, batch_id: str, timeout: float = 5.0) -> dict:
-    def done() -> dict | None:
-        batch = api.get(f"/batch_runs/{batch_id}").json()
-        return batch if batch["status"] in ("PROCESSED", "FAILED") else None
-
-    return wait_for(done, timeout)
-
-
-def batch_runs(api: httpx.Client, kind: str, batch_id: str) -> list[dict]:
-    """Full runs of a batch, in input order."""
-    sim_batches = httpx.get(f"{api.base_url}/_sim/batches").json()["batches"]
-    run_ids = next(b["runIds"] for b in sim_batches if b["id"] == batch_id)
-    return [api.get(f"/{kind}_runs/{run_id}").json() for run_id in run_ids]
-
+from sandbox.extend_sim.webhooks import sign, signature_headers
+from tests.integration.extend_sim_support import (
+    HEADERS,
+    INVOICE,
+    REPO_ROOT,
+    SECRET,
+    batch_runs,
+    batch_runs_ids,
+    client,
+    counters,
+    deliveries,
+    submit,
+    wait_batch,
+    wait_for,
+)
+from tests.integration.extend_sim_support import local as local
+from tests.integration.extend_sim_support import make_sim as make_sim
+from tests.integration.extend_sim_support import sim as sim
 
 # -- batch create, webhooks ----------------------------------------------------------------------------
 
@@ -162,6 +49,26 @@ def test_batch_post_returns_batch_run_and_a_signed_webhook_arrives(make_sim, loc
         assert event["eventType"] == "batch_processor_run.processed"
         assert event["payload"] == api.get(f"/batch_runs/{batch['id']}").json()
         assert event["payload"]["status"] == "PROCESSED"
+
+
+def test_signature_matches_extends_documented_example():
+    # Extend's documented worked example (webhook signature verification): the secret, timestamp,
+    # raw body (a batch_processor_run.processed event) and the signature it must give.
+    secret = "wss_test_not_a_real_secret_0000"
+    timestamp = 1764320400
+    body = (
+        b'{"eventId": "evt_7QpL2mX9vB4kR8tN", "eventType": "batch_processor_run.processed", "payload": '
+        b'{"object": "batch_run", "id": "bpr_Xj8mK2pL9nR4vT7qY5wZ", "status": "PROCESSED", '
+        b'"runCount": 1000, "createdAt": "2026-11-28T09:20:11Z"}}'
+    )
+    expected = "dd6aaa962efa5c7f0f0851a5bd5290ab6755b7554099361425c6b4b83984bf24"
+    assert sign(secret, timestamp, body) == expected
+    assert signature_headers(secret, body, timestamp) == {
+        "x-extend-request-timestamp": "1764320400",
+        "x-extend-request-signature": expected,
+    }
+    # One changed byte of the body changes the signature.
+    assert sign(secret, timestamp, body.replace(b"1000", b"1001")) != expected
 
 
 def test_registered_webhook_endpoint_gets_events_signed_with_its_secret(sim, local):
@@ -335,11 +242,12 @@ def test_auth_headers_and_api_key_changes_at_runtime(make_sim):
 
 
 def test_runs_go_pending_processing_processed(make_sim):
-    sim = make_sim(processing_delay=0.3, workers=1)
+    # A second per run: on a busy machine a poll of both runs can take a few hundred milliseconds.
+    sim = make_sim(processing_delay=1.0, workers=1)
     with client(sim) as api:
         batch = submit(api, "extract", "ex_a", [{"text": "a: 1"}, {"text": "b: 2"}])
         assert batch["status"] == "PENDING"
-        # One worker, 0.3 s per run: the first run is PROCESSING while the second still waits.
+        # One worker, 1 s per run: the first run is PROCESSING while the second still waits.
         wait_for(
             lambda: (
                 [r["status"] for r in batch_runs(api, "extract", batch["id"])] == ["PROCESSING", "PENDING"]
@@ -403,19 +311,6 @@ def test_list_pagination_has_no_gaps_or_repeats_and_no_outputs(sim):
         assert api.get("/extract_runs", params={"maxPageSize": 0}).status_code == 400
         assert api.get("/extract_runs", params={"maxPageSize": 1001}).status_code == 400
         assert api.get("/extract_runs", params={"nextPageToken": "garbage"}).status_code == 400
-
-
-def counters(sim: ExtendSimulator) -> dict[str, int]:
-    return httpx.get(sim.base_url + "/_sim/stats").json()["counters"]
-
-
-def deliveries(sim: ExtendSimulator) -> list[dict]:
-    return httpx.get(sim.base_url + "/_sim/webhooks").json()["deliveries"]
-
-
-def batch_runs_ids(sim: ExtendSimulator, batch_id: str) -> list[str]:
-    batches = httpx.get(sim.base_url + "/_sim/batches").json()["batches"]
-    return next(b["runIds"] for b in batches if b["id"] == batch_id)
 
 
 def test_outputs_are_deterministic_for_each_type(sim):
@@ -595,7 +490,30 @@ def test_latency_and_reset(sim):
 def test_command_line_prints_its_url_and_serves():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "lambdas"), str(REPO_ROOT)])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.extend_simulator", "--port", "0", "--processors", "ex_a,cl_b"],
+        [
+            sys.executable,
+            "-m",
+            "sandbox.extend_simulator",
+            "--port",
+            "0",
+            "--processors",
+            "ex_a,cl_b",
+            "--plan",
+            "payg",
+            "--write-rps",
+            "5",
+            "--missing-retry-after-share",
+            "0.25",
+            "--default-sort-by",
+            "createdAt",
+            "--refuse-processors",
+            "ex_gone",
+            "--workflow-review-share",
+            "0.5",
+            "--parse-output-url",
+            "--max-file-bytes",
+            "1000000",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -617,6 +535,21 @@ def test_command_line_prints_its_url_and_serves():
                 ).status_code
                 == 404
             )
+        config = httpx.get(base_url + "/_sim/config").json()
+        assert config == {
+            **config,
+            "plan": "custom",
+            "files_per_minute": 80,
+            "read_rps": 10,
+            "write_rps": 5,
+            "missing_retry_after_share": 0.25,
+            "default_sort_by": "createdAt",
+            "allowed_processors": ["cl_b", "ex_a"],
+            "refused_processors": ["ex_gone"],
+            "workflow_review_share": 0.5,
+            "parse_output_url": True,
+            "max_file_bytes": 1000000,
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -46,9 +46,9 @@ def test_every_fault_kind_is_injected_and_every_invariant_holds(
     assert not missing, f"fault kinds never injected: {missing}"
     assert report["finished"], "not every file reached a terminal state in time"
     assert report["violationCount"] == 0, json.dumps(report["violations"], indent=1)
-    # The faults did bite: the expired URLs' files and the retryably failing markers went round again,
-    # and the batch Extend failed was recorded and announced as failed
-    assert report["files"]["requeues"].get("FAILED_TO_PROCESS_FILE", 0) >= 1
+    # The faults did bite: the expired URLs' files (without using an attempt) and the retryably failing
+    # markers went round again, and the batch Extend failed was recorded and announced as failed
+    assert report["files"]["requeues"].get("URL_EXPIRED", 0) >= 1
     assert report["files"]["requeues"].get("INTERNAL_ERROR", 0) >= 1
     assert report["batches"]["byState"].get("FAILED", 0) >= faults["batch_failed_by_extend"] >= 1
     assert report["notifications"].get("batch.failed", 0) == report["batches"]["byState"]["FAILED"]

@@ -118,3 +118,40 @@ def test_routes_take_turns_for_the_room_and_priority_moves_a_turn_earlier(pipeli
     time.sleep(0.01)
     assert not admission.reserve(rt, high, "sub_p1", 10)
     assert admission.routes_in_turn(rt, read_ledger(rt)) == ["packets", "invoices"]
+
+
+def test_a_throttled_post_backs_the_route_off_without_claiming_its_files_again(
+    pipeline: LocalPipeline, deployment: Deployment, extend_sim: Any
+) -> None:
+    # Given Extend's write budget spent, asking for a wait longer than the client waits out in place
+    extend_sim.configure(write_rps=1 / 15)
+    upload(deployment, [f"invoices/inv-{i:02d}.pdf" for i in range(10)])
+    pipeline.intake.drain()
+    rt = pipeline.runtime("submitter")
+    rt.extend.upload_file("spend-the-token.txt", b"x")  # the one write the budget had
+
+    # When the submitter tries to send the full batch, and is asked again while the wait lasts
+    pipeline.submitter.drain()
+    for _ in range(3):
+        rt.request_flush("invoices", reason="test")
+        pipeline.submitter.drain()
+
+    # Then the batch went back to the queue once, the route waits, and the files were claimed only once
+    assert sim_batches(extend_sim) == []
+    assert rt.state.route_state("invoices")["backoffUntil"]
+    files = all_files(pipeline)
+    assert {(f["status"], f.get("attempts", 0)) for f in files} == {(FileStatus.QUEUED, 0)}
+    assert {len(f.get("history", [])) for f in files} == {1}
+
+    # When the wait is over, the next flush sends them
+    time.sleep(max(0.0, age_seconds_until(rt.state.route_state("invoices")["backoffUntil"])) + 0.5)
+    extend_sim.configure(write_rps=0)
+    rt.request_flush("invoices", reason="test")
+    pipeline.submitter.drain()
+    assert [b["runCount"] for b in sim_batches(extend_sim)] == [10]
+
+
+def age_seconds_until(moment: str) -> float:
+    from batchdrop_core.timeutil import age_seconds
+
+    return -age_seconds(moment)

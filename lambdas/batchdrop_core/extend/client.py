@@ -52,6 +52,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_WEBHOOK_EVENTS = ("batch_processor_run.processed", "batch_processor_run.failed")
 MAX_BATCH_INPUTS = 1000
 MAX_RETRY_AFTER_SECONDS = 60.0
+# A create POST waits out a 429 in place only when Extend asks for a short wait; a longer one is the
+# caller's to handle (the submitter backs the route off instead of holding its files for minutes).
+MAX_INLINE_POST_WAIT_SECONDS = 10.0
 
 # Failures that happen before any byte of the request reaches Extend, so a POST can safely be resent.
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -406,6 +409,10 @@ class ExtendClient:
                 if response.status_code != 429:
                     return _created(response, model)
                 error = _error_from_response(response, ExtendRetryableError)
+                if (error.retry_after or 0) > MAX_INLINE_POST_WAIT_SECONDS:
+                    if self._write_limiter is not None:
+                        self._write_limiter.penalize(min(error.retry_after or 0, MAX_RETRY_AFTER_SECONDS))
+                    raise error
             if attempt >= self._max_retries:
                 raise error
             self._back_off("POST", path, attempt, error, self._write_limiter)

@@ -16,6 +16,11 @@ cannot carry, made every version listing of its bucket fail with 500).
 
 from __future__ import annotations
 
+import atexit
+import cProfile
+import marshal
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -84,10 +89,55 @@ def s3_refusal(environ: dict[str, Any], now: float) -> tuple[str, bytes] | None:
     return None
 
 
+PROFILE_ENV = "BATCHDROP_MOTO_PROFILE"
+
+
+class _RequestProfiles:
+    """``BATCHDROP_MOTO_PROFILE=PATH``: every request runs under its own cProfile (the server answers each
+    request in a new thread, and a profiler sees one thread); their stats are summed and written to PATH
+    at exit, for ``pstats.Stats(PATH)``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.stats: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.dump)
+
+    def run(self, call: Callable[[], Iterable[bytes]]) -> Iterable[bytes]:
+        profile = cProfile.Profile()
+        body = profile.runcall(lambda: list(call()))  # the body too: moto may build it lazily
+        profile.create_stats()
+        with self._lock:
+            for func, (cc, nc, tt, ct, callers) in profile.stats.items():  # type: ignore[attr-defined]
+                old = self.stats.get(func)
+                if old is None:
+                    self.stats[func] = (cc, nc, tt, ct, dict(callers))
+                    continue
+                merged = old[4]
+                for caller, counts in callers.items():
+                    prev = merged.get(caller)
+                    merged[caller] = (
+                        counts if prev is None else tuple(a + b for a, b in zip(prev, counts, strict=True))
+                    )
+                self.stats[func] = (old[0] + cc, old[1] + nc, old[2] + tt, old[3] + ct, merged)
+        return body
+
+    def dump(self) -> None:
+        with self._lock, open(self.path, "wb") as out:
+            marshal.dump(self.stats, out)
+
+
+_profiles = _RequestProfiles(os.environ[PROFILE_ENV]) if os.environ.get(PROFILE_ENV) else None
+
+
 class _RealisticS3Dispatcher(moto_server.DomainDispatcherApplication):
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         refusal = s3_refusal(environ, time.time())
         if refusal is None:
+            if _profiles is not None:
+                return _profiles.run(
+                    lambda: super(_RealisticS3Dispatcher, self).__call__(environ, start_response)
+                )
             return super().__call__(environ, start_response)
         status, body = refusal
         start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])

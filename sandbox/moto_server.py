@@ -33,6 +33,8 @@ from moto.core.responses import ActionResult
 from moto.core.utils import unix_time
 from moto.s3.responses import S3Response
 
+import sandbox.moto_speed  # noqa: F401 - its patches apply on import
+
 _moto_unix_time_millis = sqs_models.unix_time_millis
 
 

@@ -18,7 +18,6 @@ from typing import Any
 import boto3
 
 from batchdrop_core.config import Settings
-from batchdrop_core.dynamo import scan_items
 from batchdrop_core.tracking import FileStatus
 from sandbox.aws import REGION, Deployment, MotoServer, provision, subscribe_queue_to_topic
 from sandbox.pipeline import LocalPipeline
@@ -169,17 +168,8 @@ class Sandbox:
 
     # -- observing it ----------------------------------------------------------------------------------
     def count_files(self) -> dict[str, int]:
-        """Files by status: one Scan projected to the status (fine for a sandbox, never used by the
-        pipeline itself). The demo calls it every second; six filtered scans cost six times as much."""
-        client = self.deployment.session.client("dynamodb")
-        counts = dict.fromkeys(FileStatus.ALL, 0)
-        for item in scan_items(
-            client,
-            TableName=self.deployment.resources.files_table,
-            ProjectionExpression="#s",
-            ExpressionAttributeNames={"#s": "status"},
-        ):
-            status = item.get("status", {}).get("S")
-            if status in counts:
-                counts[status] += 1
-        return counts
+        """Files by status, for progress displays (never used by the pipeline itself). Counted by the
+        sandbox's moto server in its memory (``sandbox.moto_server.status_counts``): even one Scan
+        projected to the status costs moto ~0.6 ms of CPU per item, and the demo asks every second."""
+        counted = self.moto.status_counts(self.deployment.resources.files_table)
+        return {status: counted.get(status, 0) for status in FileStatus.ALL}

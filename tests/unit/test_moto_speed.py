@@ -215,3 +215,23 @@ def test_query_sees_writes_between_queries(ddb: Any) -> None:
     )
     after = same_answers(lambda: pages(ddb, **query))
     assert after[0]["Count"] == before[0]["Count"] - 1
+
+
+def test_status_counts_agree_with_a_scan(moto_server: Any, deployment: Any) -> None:
+    """The sandbox server's status counter (what the demo's progress bars read) counts what a Scan sees."""
+    client = deployment.session.client("dynamodb")
+    table = deployment.resources.files_table
+    statuses = ["QUEUED"] * 5 + ["PROCESSED"] * 3 + ["REJECTED"]
+    for i, status in enumerate(statuses):
+        client.put_item(
+            TableName=table,
+            Item={"fileKey": {"S": f"b/k{i % 4}"}, "versionId": {"S": f"v{i}"}, "status": {"S": status}},
+        )
+    client.put_item(TableName=table, Item={"fileKey": {"S": "b/no-status"}, "versionId": {"S": "v"}})
+    scanned: dict[str, int] = {}
+    for item in client.scan(TableName=table)["Items"]:
+        if "status" in item:
+            scanned[item["status"]["S"]] = scanned.get(item["status"]["S"], 0) + 1
+    assert moto_server.status_counts(table) == scanned == {"QUEUED": 5, "PROCESSED": 3, "REJECTED": 1}
+    with pytest.raises(Exception, match="404"):
+        moto_server.status_counts("no-such-table")

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import moto.backends as moto_backends
+import moto.sqs.models as sqs_models
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
 
 _PATCHES: list[tuple[Any, str, Any, Any]] = []  # (owner, attribute, moto's, ours)
 
@@ -103,3 +105,58 @@ def _query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
 
 _moto_all_items = _patch(Table, "all_items", _all_items)
 _moto_query = _patch(Table, "query", _query)
+
+
+# -- SQS DeleteMessage: find the message by its receipt handle -----------------------------------------------
+# moto finds the message to delete by asking every message of the queue whether it ever had this receipt
+# handle (building a list of its handles each time), twice: O(queue) per deleted message, so draining a
+# queue of n messages costs O(n^2) - seconds per DeleteMessageBatch on a 3,000-message arrivals queue.
+# Here every handle moto hands out is remembered with its message; a delete looks it up, checks that the
+# message is still in this queue (an identity scan in C) and removes it as moto does.
+_by_receipt_handle: dict[str, sqs_models.Message] = {}
+
+
+def _mark_received(self: sqs_models.Message, visibility_timeout: int | None = None) -> None:
+    _moto_mark_received(self, visibility_timeout)
+    _by_receipt_handle[self.receipt_handle] = self  # type: ignore[index]
+
+
+def _delete_message(self: sqs_models.Queue, receipt_handle: str) -> None:
+    if receipt_handle in self.deleted_messages:
+        return  # already deleted: moto accepts a second delete
+    message = _by_receipt_handle.get(receipt_handle)
+    if message is None or not any(m is message for m in self._messages):
+        raise ReceiptHandleIsInvalid()
+    self._messages = [m for m in self._messages if m is not message]
+    self.pending_messages.discard(message)
+    self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
+    for handle in message.all_receipt_handles:
+        _by_receipt_handle.pop(handle, None)  # type: ignore[arg-type]
+
+
+_moto_mark_received = _patch(sqs_models.Message, "mark_received", _mark_received)
+_patch(sqs_models.Queue, "delete_message", _delete_message)
+
+
+# -- SQS long polling on a FIFO queue: wait while nothing can be delivered -----------------------------------
+# A long poll (WaitTimeSeconds > 0) that finds nothing waits on the queue until ``messages`` (any visible
+# message) is non-empty. On a FIFO queue a visible message whose group has messages in flight cannot be
+# delivered, yet it ends the wait at once: every idle poller of the flush queue would spin at 100% CPU
+# while one route's flush request is being handled. Here a FIFO queue waits until a message moto's receive
+# would deliver is visible: one of a group without messages in flight, or an in-flight one whose
+# visibility timed out (new messages and the 1 s re-check wake it as before).
+def _wait_for_messages(self: sqs_models.Queue, timeout: int) -> None:
+    if not self.fifo_queue:
+        return _moto_wait_for_messages(self, timeout)
+
+    def deliverable() -> bool:  # what moto's receive loop would take (a visible in-flight one timed out)
+        pending = self.pending_messages
+        busy = self.pending_message_groups
+        return any(m in pending or m.group_id not in busy for m in self.messages)
+
+    with self._messages_lock:
+        self._messages_lock.wait_for(deliverable, timeout=timeout)
+    return None
+
+
+_moto_wait_for_messages = _patch(sqs_models.Queue, "wait_for_messages", _wait_for_messages)

@@ -6,6 +6,8 @@ shipped (``moto_as_shipped``), and compares the answers.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -235,3 +237,85 @@ def test_status_counts_agree_with_a_scan(moto_server: Any, deployment: Any) -> N
     assert moto_server.status_counts(table) == scanned == {"QUEUED": 5, "PROCESSED": 3, "REJECTED": 1}
     with pytest.raises(Exception, match="404"):
         moto_server.status_counts("no-such-table")
+
+
+@pytest.fixture
+def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")
+
+
+def _deletes(sqs: Any) -> list[Any]:
+    """Deletes by current, old, repeated, foreign and made-up receipt handles; what each answered."""
+    a = sqs.create_queue(QueueName="a")["QueueUrl"]
+    b = sqs.create_queue(QueueName="b")["QueueUrl"]
+    for i in range(6):
+        sqs.send_message(QueueUrl=a, MessageBody=f"m{i}")
+    sqs.send_message(QueueUrl=b, MessageBody="other")
+    first = sqs.receive_message(QueueUrl=a, MaxNumberOfMessages=3, VisibilityTimeout=0)["Messages"]
+    again = sqs.receive_message(QueueUrl=a, MaxNumberOfMessages=6, VisibilityTimeout=30)["Messages"]
+    foreign = sqs.receive_message(QueueUrl=b)["Messages"][0]["ReceiptHandle"]
+    outcomes: list[Any] = []
+    handles = [
+        first[0]["ReceiptHandle"],
+        again[1]["ReceiptHandle"],
+        again[1]["ReceiptHandle"],
+        foreign,
+        "bogus",
+    ]
+    for handle in handles:
+        try:
+            sqs.delete_message(QueueUrl=a, ReceiptHandle=handle)
+            outcomes.append("deleted")
+        except sqs.exceptions.ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+    batch = sqs.delete_message_batch(
+        QueueUrl=a, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(again)]
+    )
+    outcomes.append(sorted(entry["Id"] for entry in batch.get("Successful", [])))
+    outcomes.append(sorted(entry["Id"] for entry in batch.get("Failed", [])))
+    attributes = sqs.get_queue_attributes(QueueUrl=a, AttributeNames=["All"])["Attributes"]
+    outcomes.append(
+        (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"])
+    )
+    outcomes.append(
+        sorted(m["Body"] for m in sqs.receive_message(QueueUrl=a, MaxNumberOfMessages=10).get("Messages", []))
+    )
+    return outcomes
+
+
+def test_sqs_deletes_answer_as_moto_does(sqs: Any) -> None:
+    ours = _deletes(sqs)
+    with moto_as_shipped(), mock_aws():
+        shipped = _deletes(boto3.client("sqs", region_name="us-east-1"))
+    assert ours == shipped
+    assert ours[:5] == ["deleted", "deleted", "deleted", "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid"]
+
+
+def test_fifo_long_poll_waits_without_spinning_while_the_only_group_is_busy(sqs: Any) -> None:
+    url = sqs.create_queue(
+        QueueName="flush.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"}
+    )["QueueUrl"]
+
+    def send(group: str, body: str) -> None:
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=body)
+
+    for i in range(300):
+        send("invoices", f"i{i}")
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]
+    assert [m["Body"] for m in first] == ["i0"]
+    # i1..i299 are visible, but i0 of their group is in flight: nothing can be delivered. moto as shipped
+    # re-scans the queue in a loop for the whole second (~1 s of CPU); a wait costs next to nothing.
+    cpu = time.thread_time()
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []) == []
+    assert time.thread_time() - cpu < 0.1
+
+    # Another group's message ends the wait; the busy group still delivers nothing.
+    threading.Timer(0.3, send, args=("documents", "d1")).start()
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["d1"]
+    # Once i0 is deleted, the group goes on, in order.
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=3)["Messages"]
+    assert [m["Body"] for m in got] == ["i1", "i2", "i3"]

@@ -160,3 +160,24 @@ def _wait_for_messages(self: sqs_models.Queue, timeout: int) -> None:
 
 
 _moto_wait_for_messages = _patch(sqs_models.Queue, "wait_for_messages", _wait_for_messages)
+
+
+# -- SQS receives of one queue take turns ------------------------------------------------------------------
+# moto's ReceiveMessage notes the FIFO groups with messages in flight when it starts, then scans (and, in a
+# long poll, waits and scans again) without a lock. Two long polls waiting on one FIFO queue both wake for
+# a new message; the second still believes the group is free and takes the group's next message while
+# the first is in flight, which SQS never does (seen: two flush requests of one route handled at once).
+# Receives of a queue here run one at a time; a long poll that waits holds the turn, which costs the
+# others nothing (the one waiting takes whatever arrives first, and the next one starts right after).
+_receive_locks_guard = threading.Lock()
+
+
+def _receive_message(self: sqs_models.SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+    queue = self.get_queue(queue_name)
+    with _receive_locks_guard:
+        lock = queue.__dict__.setdefault("_sandbox_receive_lock", threading.Lock())
+    with lock:
+        return _moto_receive_message(self, queue_name, *args, **kwargs)
+
+
+_moto_receive_message = _patch(sqs_models.SQSBackend, "receive_message", _receive_message)

@@ -37,8 +37,8 @@ class SandboxOptions:
     processing_delay: float = 0.0
     sweep_interval: float = 2.0  # seconds between flush sweeps (every minute on AWS)
     reconcile_interval: float = 10.0  # seconds between reconciler runs (every 5 minutes on AWS)
-    intake_pollers: int = 2
-    results_pollers: int = 2
+    intake_pollers: int | None = None  # default: the mapping's maximum concurrency (as on AWS)
+    results_pollers: int | None = None
     name_prefix: str = "batchdrop"
 
 
@@ -99,7 +99,7 @@ class Sandbox:
         self.notifications_queue_url = subscribe_queue_to_topic(self.deployment, f"{opts.name_prefix}-inbox")
         self.pipeline = LocalPipeline(self.settings, self.deployment)
         self.pipeline.intake.start(pollers=opts.intake_pollers)
-        self.pipeline.submitter.start(pollers=1)
+        self.pipeline.submitter.start()  # one poller per route (message group)
         if self.pipeline.results:
             self.pipeline.results.start(pollers=opts.results_pollers)
         self._scheduler = threading.Thread(target=self._run_schedules, name="schedules", daemon=True)

@@ -112,7 +112,9 @@ _moto_query = _patch(Table, "query", _query)
 # handle (building a list of its handles each time), twice: O(queue) per deleted message, so draining a
 # queue of n messages costs O(n^2) - seconds per DeleteMessageBatch on a 3,000-message arrivals queue.
 # Here every handle moto hands out is remembered with its message; a delete looks it up, checks that the
-# message is still in this queue (an identity scan in C) and removes it as moto does.
+# message is still in this queue (an identity scan in C) and removes it as moto does, but in place and
+# under the lock SendMessage appends under: moto replaced the queue's list with a filtered copy, which
+# would drop a message a concurrent SendMessage (an S3 notification, say) appended meanwhile.
 _by_receipt_handle: dict[str, sqs_models.Message] = {}
 
 
@@ -127,7 +129,8 @@ def _delete_message(self: sqs_models.Queue, receipt_handle: str) -> None:
     message = _by_receipt_handle.get(receipt_handle)
     if message is None or not any(m is message for m in self._messages):
         raise ReceiptHandleIsInvalid()
-    self._messages = [m for m in self._messages if m is not message]
+    with self._messages_lock:  # in place, under the lock SendMessage appends under (see above)
+        self._messages.remove(message)
     self.pending_messages.discard(message)
     self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
     for handle in message.all_receipt_handles:

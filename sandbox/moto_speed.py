@@ -6,12 +6,15 @@ repeats for no reason. ``sandbox.moto_server`` imports this module; each patch k
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import moto.backends as moto_backends
+import moto.dynamodb.models as ddb_models
+import moto.dynamodb.models.table as ddb_table_module
 import moto.sqs.models as sqs_models
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
@@ -45,6 +48,56 @@ def moto_as_shipped() -> Iterator[None]:
 # server's one dispatch lock. The directory does not change while the server runs: list it once.
 _moto_list_of_modules = moto_backends.list_of_moto_modules
 _patch(moto_backends, "list_of_moto_modules", functools.cache(lambda: tuple(_moto_list_of_modules())))
+
+
+# -- DynamoDB: no defensive copies of items that nothing changes ------------------------------------------
+# moto deep-copies every item a Query or Scan returns before projecting and serializing it (which build new
+# objects and change nothing), and every item an UpdateItem touches, for a stream record (our tables have
+# no streams). For items with a history list that is most of the request's CPU: a claim reads 1,000 items,
+# each flush counts a shard's QUEUED files (moto builds, and copied, the whole result to count it). While
+# one of those calls runs in this thread, ``copy.deepcopy`` in moto's table and backend modules hands the
+# object back as it is; everywhere else it copies as before.
+_share_items = threading.local()
+
+
+class _CopyModule:
+    """Stands in for the ``copy`` module inside moto's DynamoDB model modules."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return value if getattr(_share_items, "on", False) else copy.deepcopy(value, memo)
+
+
+@contextlib.contextmanager
+def _sharing_items() -> Iterator[None]:
+    _share_items.on = True
+    try:
+        yield
+    finally:
+        _share_items.on = False
+
+
+_patch(ddb_table_module, "copy", _CopyModule())
+_patch(ddb_models, "copy", _CopyModule())
+
+
+def _scan(self: Table, *args: Any, **kwargs: Any) -> Any:
+    with _sharing_items():
+        return _moto_scan(self, *args, **kwargs)
+
+
+def _update_item(self: ddb_models.DynamoDBBackend, table_name: str, *args: Any, **kwargs: Any) -> Any:
+    if self.get_table(table_name).stream_shard is not None:
+        return _moto_update_item(self, table_name, *args, **kwargs)
+    with _sharing_items():
+        return _moto_update_item(self, table_name, *args, **kwargs)
+
+
+_moto_scan = _patch(Table, "scan", _scan)
+_moto_update_item = _patch(ddb_models.DynamoDBBackend, "update_item", _update_item)
 
 
 # -- DynamoDB Query: only the items of the partition asked for ----------------------------------------------
@@ -94,13 +147,14 @@ def _partition_candidates(self: Table, hash_key: Any, index_name: Any, condition
 def _query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
     index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
     candidates = _partition_candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
-    if candidates is None:
-        return _moto_query(self, hash_key, *args, **kwargs)
-    _query_scope.candidates = (self, candidates)
-    try:
-        return _moto_query(self, hash_key, *args, **kwargs)
-    finally:
-        _query_scope.candidates = None
+    with _sharing_items():
+        if candidates is None:
+            return _moto_query(self, hash_key, *args, **kwargs)
+        _query_scope.candidates = (self, candidates)
+        try:
+            return _moto_query(self, hash_key, *args, **kwargs)
+        finally:
+            _query_scope.candidates = None
 
 
 _moto_all_items = _patch(Table, "all_items", _all_items)

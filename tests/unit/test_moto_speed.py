@@ -6,6 +6,7 @@ shipped (``moto_as_shipped``), and compares the answers.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,74 +21,80 @@ from sandbox.moto_speed import moto_as_shipped
 TABLE = "files"
 
 
+def make_files_table(client: Any, name: str = TABLE) -> None:
+    """A Files-like table (GSIs with ALL and KEYS_ONLY projections, one without sort key, a numeric one)
+    holding 60 items over 20 partitions; the sparse index holds 40 of them, with equal sort keys (ties)."""
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": kind}
+            for name, kind in [
+                ("fileKey", "S"),
+                ("versionId", "S"),
+                ("queuedShard", "S"),
+                ("queuedAt", "S"),
+                ("submissionId", "S"),
+                ("priority", "N"),
+            ]
+        ],
+        KeySchema=[
+            {"AttributeName": "fileKey", "KeyType": "HASH"},
+            {"AttributeName": "versionId", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "queued",
+                "KeySchema": [
+                    {"AttributeName": "queuedShard", "KeyType": "HASH"},
+                    {"AttributeName": "queuedAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "queuedKeys",
+                "KeySchema": [
+                    {"AttributeName": "queuedShard", "KeyType": "HASH"},
+                    {"AttributeName": "queuedAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+            {
+                "IndexName": "bySubmission",
+                "KeySchema": [{"AttributeName": "submissionId", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "byPriority",
+                "KeySchema": [{"AttributeName": "priority", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+    )
+    for i in range(60):
+        item: dict[str, Any] = {
+            "fileKey": {"S": f"bucket/doc-{i % 20:02d}.pdf"},
+            "versionId": {"S": f"v{i:03d}"},
+            "status": {"S": "QUEUED" if i % 3 else "PROCESSED"},
+            "history": {"L": [{"M": {"at": {"S": f"2026-01-01T00:00:{i % 60:02d}Z"}}}]},
+            "size": {"N": str(i * 10)},
+        }
+        if i % 3:  # sparse index: only QUEUED files; equal sort keys on purpose (ties)
+            item["queuedShard"] = {"S": f"invoices#{i % 4}"}
+            item["queuedAt"] = {"S": f"2026-01-01T00:00:{i // 8:02d}Z"}
+        if i % 5 == 0:
+            item["submissionId"] = {"S": f"sub_{i % 2}"}
+        if i % 7 == 0:
+            item["priority"] = {"N": "1.0" if i % 14 else "1"}  # equal as numbers, not as strings
+        client.put_item(TableName=name, Item=item)
+
+
 @pytest.fixture
 def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # in-process moto, not a server
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": kind}
-                for name, kind in [
-                    ("fileKey", "S"),
-                    ("versionId", "S"),
-                    ("queuedShard", "S"),
-                    ("queuedAt", "S"),
-                    ("submissionId", "S"),
-                    ("priority", "N"),
-                ]
-            ],
-            KeySchema=[
-                {"AttributeName": "fileKey", "KeyType": "HASH"},
-                {"AttributeName": "versionId", "KeyType": "RANGE"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "queued",
-                    "KeySchema": [
-                        {"AttributeName": "queuedShard", "KeyType": "HASH"},
-                        {"AttributeName": "queuedAt", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                },
-                {
-                    "IndexName": "queuedKeys",
-                    "KeySchema": [
-                        {"AttributeName": "queuedShard", "KeyType": "HASH"},
-                        {"AttributeName": "queuedAt", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                },
-                {
-                    "IndexName": "bySubmission",
-                    "KeySchema": [{"AttributeName": "submissionId", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                },
-                {
-                    "IndexName": "byPriority",
-                    "KeySchema": [{"AttributeName": "priority", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                },
-            ],
-        )
-        for i in range(60):
-            item: dict[str, Any] = {
-                "fileKey": {"S": f"bucket/doc-{i % 20:02d}.pdf"},
-                "versionId": {"S": f"v{i:03d}"},
-                "status": {"S": "QUEUED" if i % 3 else "PROCESSED"},
-                "history": {"L": [{"M": {"at": {"S": f"2026-01-01T00:00:{i % 60:02d}Z"}}}]},
-                "size": {"N": str(i * 10)},
-            }
-            if i % 3:  # sparse index: only QUEUED files; equal sort keys on purpose (ties)
-                item["queuedShard"] = {"S": f"invoices#{i % 4}"}
-                item["queuedAt"] = {"S": f"2026-01-01T00:00:{i // 8:02d}Z"}
-            if i % 5 == 0:
-                item["submissionId"] = {"S": f"sub_{i % 2}"}
-            if i % 7 == 0:
-                item["priority"] = {"N": "1.0" if i % 14 else "1"}  # equal as numbers, not as strings
-            client.put_item(TableName=TABLE, Item=item)
+        make_files_table(client)
         yield client
 
 
@@ -360,3 +367,112 @@ def test_concurrent_long_polls_on_a_fifo_queue_take_one_group_message_at_a_time(
     # While the group's first message is in flight, its second is delivered to no one; moto as shipped
     # often hands it to the other waiting poll.
     assert _concurrent_fifo_receives(sqs, 5) == [[f"{r}-0"] for r in range(5)]
+
+
+@pytest.mark.parametrize(
+    "scan",
+    [
+        {},
+        {"Limit": 7},
+        {"ProjectionExpression": "#s", "ExpressionAttributeNames": {"#s": "status"}},
+        {
+            "Select": "COUNT",
+            "FilterExpression": "#s = :q",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":q": {"S": "QUEUED"}},
+        },
+        {"IndexName": "queuedKeys", "Limit": 5},
+    ],
+)
+def test_scan_answers_as_moto_does(ddb: Any, scan: dict[str, Any]) -> None:
+    def pages() -> list[dict[str, Any]]:
+        out, kwargs = [], dict(scan)
+        while True:
+            page = ddb.scan(TableName=TABLE, **kwargs)
+            page.pop("ResponseMetadata")
+            out.append(page)
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    same_answers(pages)
+
+
+def _updates(client: Any, table: str) -> list[Any]:
+    """Updates as the pipeline makes them (conditional status moves, appended history, removed index keys),
+    with every kind of ReturnValues; what each answered, then the whole table."""
+    key = {"fileKey": {"S": "bucket/doc-01.pdf"}, "versionId": {"S": "v001"}}
+    answers: list[Any] = []
+    for return_values in ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"):
+        answer = client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET #s = :s, history = list_append(history, :h) REMOVE queuedShard",
+            ConditionExpression="attribute_exists(fileKey)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":s": {"S": return_values},
+                ":h": {"L": [{"M": {"s": {"S": return_values}}}]},
+            },
+            ReturnValues=return_values,
+        )
+        answer.pop("ResponseMetadata")
+        answers.append(answer)
+    try:
+        client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET #s = :s",
+            ConditionExpression="#s = :other",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": "X"}, ":other": {"S": "QUEUED"}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except client.exceptions.ConditionalCheckFailedException as failed:
+        answers.append(failed.response.get("Item"))
+    new_key = {"fileKey": {"S": "bucket/new.pdf"}, "versionId": {"S": "v"}}
+    answer = client.update_item(
+        TableName=table,
+        Key=new_key,
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "1"}},
+        ReturnValues="ALL_NEW",
+    )
+    answer.pop("ResponseMetadata")
+    answers.append(answer)
+    answers.append(
+        sorted(client.scan(TableName=table)["Items"], key=lambda i: (i["fileKey"]["S"], i["versionId"]["S"]))
+    )
+    return json.loads(json.dumps(answers).replace(json.dumps(table), json.dumps("TABLE")))
+
+
+def test_update_item_answers_as_moto_does(ddb: Any) -> None:
+    ours = _updates(ddb, TABLE)
+    with moto_as_shipped():
+        make_files_table(ddb, "files-shipped")
+        shipped = _updates(ddb, "files-shipped")
+    assert ours == shipped
+
+
+def test_read_items_are_not_changed_by_what_reads_them(ddb: Any) -> None:
+    """Without the copies, a Query or Scan hands moto's own items to projection and serialization."""
+    before = sorted(
+        ddb.scan(TableName=TABLE)["Items"], key=lambda i: (i["fileKey"]["S"], i["versionId"]["S"])
+    )
+    ddb.query(
+        TableName=TABLE,
+        IndexName="queuedKeys",
+        KeyConditionExpression="queuedShard = :s",
+        ExpressionAttributeValues=SHARD,
+    )
+    ddb.query(
+        TableName=TABLE,
+        IndexName="queued",
+        KeyConditionExpression="queuedShard = :s",
+        ExpressionAttributeValues=SHARD,
+        ProjectionExpression="queuedAt",
+    )
+    ddb.scan(TableName=TABLE, ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"})
+    ddb.scan(TableName=TABLE, IndexName="queuedKeys")
+    after = sorted(ddb.scan(TableName=TABLE)["Items"], key=lambda i: (i["fileKey"]["S"], i["versionId"]["S"]))
+    assert after == before

@@ -18,6 +18,7 @@ import moto.dynamodb.models.table as ddb_table_module
 import moto.sqs.models as sqs_models
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 
 _PATCHES: list[tuple[Any, str, Any, Any]] = []  # (owner, attribute, moto's, ours)
@@ -238,3 +239,16 @@ def _receive_message(self: sqs_models.SQSBackend, queue_name: str, *args: Any, *
 
 
 _moto_receive_message = _patch(sqs_models.SQSBackend, "receive_message", _receive_message)
+
+
+# -- DynamoDB UpdateItem: parse each update expression once --------------------------------------------------
+# moto tokenizes and parses the UpdateExpression twice per UpdateItem (to check its placeholders, then to
+# apply it) with a pure-Python parser: a sixth of the request. The pipeline sends a handful of distinct
+# expressions (values travel as placeholders), so parsed trees are kept by their text. A parsed tree is only
+# read (find_clauses) or deep-copied (the validator works on its own copy), never changed.
+_parsed_update_expressions = functools.lru_cache(maxsize=1024)(
+    lambda expression: _moto_parse_update_expression(expression)
+)
+_moto_parse_update_expression = _patch(
+    UpdateExpressionParser, "make", staticmethod(lambda expression: _parsed_update_expressions(expression))
+)

@@ -168,18 +168,13 @@ class SqsEventSource:
         ).get("Messages", [])
 
     def receive_batch(self) -> list[dict[str, Any]]:
+        """One batch for ``poll_once``/``drain`` (tests step the pipeline with them): short polls for at most
+        ``window`` seconds, so an empty queue answers at once."""
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + self.window
         while len(messages) < self.batch_size:
             remaining = deadline - time.monotonic()
-            response = self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
-                WaitTimeSeconds=0,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            received = response.get("Messages", [])
+            received = self._receive(self.batch_size - len(messages), 0)
             messages.extend(received)
             if not received:
                 if remaining <= 0:

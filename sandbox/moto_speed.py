@@ -9,6 +9,7 @@ import contextlib
 import copy
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -225,17 +226,32 @@ _moto_wait_for_messages = _patch(sqs_models.Queue, "wait_for_messages", _wait_fo
 # long poll, waits and scans again) without a lock. Two long polls waiting on one FIFO queue both wake for
 # a new message; the second still believes the group is free and takes the group's next message while
 # the first is in flight, which SQS never does (seen: two flush requests of one route handled at once).
-# Receives of a queue here run one at a time; a long poll that waits holds the turn, which costs the
-# others nothing (the one waiting takes whatever arrives first, and the next one starts right after).
+# Here each scan is one short receive of moto's (which notes the busy groups afresh), one scan of a queue
+# at a time; a long poll waits between scans on the queue, without holding the turn.
 _receive_locks_guard = threading.Lock()
 
 
-def _receive_message(self: sqs_models.SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+def _receive_message(
+    self: sqs_models.SQSBackend,
+    queue_name: str,
+    count: int,
+    wait_seconds_timeout: int,
+    visibility_timeout: int,
+    message_attribute_names: list[str] | None = None,
+) -> Any:
     queue = self.get_queue(queue_name)
     with _receive_locks_guard:
-        lock = queue.__dict__.setdefault("_sandbox_receive_lock", threading.Lock())
-    with lock:
-        return _moto_receive_message(self, queue_name, *args, **kwargs)
+        turn = queue.__dict__.setdefault("_sandbox_receive_lock", threading.Lock())
+    deadline = time.monotonic() + (wait_seconds_timeout or 0)
+    while True:
+        with turn:
+            received = _moto_receive_message(
+                self, queue_name, count, 0, visibility_timeout, message_attribute_names
+            )
+        remaining = deadline - time.monotonic()
+        if received or remaining <= 0:
+            return received
+        queue.wait_for_messages(min(1.0, remaining))  # type: ignore[arg-type]
 
 
 _moto_receive_message = _patch(sqs_models.SQSBackend, "receive_message", _receive_message)

@@ -12,11 +12,12 @@ flight).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,9 +148,11 @@ class SqsEventSource:
         self.concurrency = concurrency
         set_concurrency(function_name, concurrency)
         self.fifo = queue_url.endswith(".fifo")
-        self.queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"]
+        )["Attributes"]
+        self.queue_arn = attributes["QueueArn"]
+        self.visibility_timeout = int(attributes.get("VisibilityTimeout", "30"))
         self.invocations = 0
         self.batch_sizes: list[int] = []
         self.errors = 0
@@ -191,7 +194,8 @@ class SqsEventSource:
             self.invocations += 1
             self.batch_sizes.append(len(messages))
         try:
-            response = invoke_function(self.function_name, self.handler, event, context)
+            with self._kept_invisible(messages):
+                response = invoke_function(self.function_name, self.handler, event, context)
         except Exception:  # noqa: BLE001 - a failed invocation returns the whole batch to the queue, as on AWS
             with self._counting:
                 self.errors += 1
@@ -209,6 +213,39 @@ class SqsEventSource:
                     for i, m in enumerate(done[start : start + 10])
                 ],
             )
+
+    @contextlib.contextmanager
+    def _kept_invisible(self, messages: list[dict[str, Any]]) -> Iterator[None]:
+        """While a small batch (a flush request, a collection request) is being handled, keep it hidden.
+
+        The sandbox's queues hide a received message for a few seconds only, so a failed one comes back
+        soon; the stack hides it for 6x the function's timeout, so a running invocation never sees its
+        message delivered again. Without this, a flush taking longer than 5 s would let a second submitter
+        take the same route's next request (the FIFO group is free again) and settle the first one's
+        submission as an orphan. Intake's 1,000-message batches are not kept: a redelivered notification
+        is recorded once (a conditional write) and costs only a duplicate read."""
+        if len(messages) > 10 or self.visibility_timeout <= 0:
+            yield
+            return
+        done = threading.Event()
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.visibility_timeout}
+            for i, m in enumerate(messages)
+        ]
+
+        def keep() -> None:
+            while not done.wait(self.visibility_timeout / 2):
+                try:
+                    self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+                except Exception:  # noqa: BLE001 - then the message may come back early, as it did before
+                    logger.warning("could not extend visibility", extra={"function": self.function_name})
+
+        keeper = threading.Thread(target=keep, name=f"{self.function_name}-visibility", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
 
     def poll_once(self) -> int:
         """Receive one batch and invoke the handler with it; the number of messages handled."""

@@ -30,8 +30,8 @@ def _wait_until(predicate: Any, timeout: float = 30.0) -> None:
 def test_a_long_invocation_for_one_group_does_not_hold_another_group(deployment: Any) -> None:
     sqs = deployment.session.client("sqs", config=Config(max_pool_connections=20))
     name = deployment.resources.flush_queue_url.rsplit("/", 1)[1].replace(".fifo", "-groups.fifo")
-    # A visibility timeout longer than the test, as the stack's (6x the function timeout).
-    url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", "VisibilityTimeout": "300"})[
+    # A visibility timeout shorter than the invocation (as the sandbox's): the runtime keeps it hidden.
+    url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", "VisibilityTimeout": "2"})[
         "QueueUrl"
     ]
     release_invoices = threading.Event()
@@ -57,11 +57,15 @@ def test_a_long_invocation_for_one_group_does_not_hold_another_group(deployment:
         _wait_until(
             lambda: [h for h in handled if h[0] == "documents"] == [("documents", 1), ("documents", 2)]
         )
-        # ...and the second invoices request waits for the first: one batch per group at a time.
+        # ...and the second invoices request waits for the first (one batch per group at a time), which is
+        # not delivered again while it runs past the visibility timeout.
+        time.sleep(3)
         assert ("invoices", 2) not in handled
+        assert len(source._invoking) == 1
         release_invoices.set()
         _wait_until(lambda: len(handled) == 4)
         assert [h for h in handled if h[0] == "invoices"] == [("invoices", 1), ("invoices", 2)]
+        assert source.invocations == 4
     finally:
         release_invoices.set()
         source.stop()

@@ -137,12 +137,13 @@ def _partition_candidates(self: Table, hash_key: Any, index_name: Any, condition
     else:
         if not conditions:
             return None
-        items = [
-            item
-            for partition in self.items.values()
-            for item in (partition.values() if self.range_key_attr else [partition])
-            if all(_may_match(item.attrs.get(name), expected) for name, expected in conditions)
-        ]
+        partitions = list(self.items.values())  # one step under the GIL, while writers go on
+        every = [i for p in partitions for i in list(p.values())] if self.range_key_attr else partitions
+        name, expected = conditions[0]
+        if expected.type == "S":  # one string compare per item first: this loop runs over the whole table
+            text = expected.value
+            every = [i for i in every if (v := i.attrs.get(name)) is not None and v.value == text]
+        items = [i for i in every if all(_may_match(i.attrs.get(n), e) for n, e in conditions)]
     return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
 
 

@@ -146,6 +146,7 @@ class SqsEventSource:
         self.timeout_seconds = timeout_seconds
         self.report_batch_item_failures = report_batch_item_failures
         self.concurrency = concurrency
+        self.poll_window: float | None = None  # the background pollers' window, when not ``window``
         set_concurrency(function_name, concurrency)
         self.fifo = queue_url.endswith(".fifo")
         attributes = sqs.get_queue_attributes(
@@ -265,8 +266,11 @@ class SqsEventSource:
         return total
 
     # -- background pollers (the demo) -----------------------------------------------------------------
-    def start(self, pollers: int | None = None) -> None:
-        """Poll in the background: ``pollers`` threads (default: the function's concurrency)."""
+    def start(self, pollers: int | None = None, *, window: float | None = None) -> None:
+        """Poll in the background: ``pollers`` threads (default: the function's concurrency), filling batches
+        for ``window`` seconds (default: ``self.window``, which ``drain`` uses too)."""
+        if window is not None:
+            self.poll_window = window
         for i in range(pollers or self.concurrency):
             thread = threading.Thread(
                 target=self._run, args=(self._stop,), name=f"{self.function_name}-poller-{i}", daemon=True
@@ -281,7 +285,7 @@ class SqsEventSource:
         messages: list[dict[str, Any]] = []
         while not messages and not stop.is_set():
             messages = self._receive(self.batch_size, LONG_POLL_SECONDS)
-        deadline = time.monotonic() + self.window
+        deadline = time.monotonic() + (self.window if self.poll_window is None else self.poll_window)
         while messages and len(messages) < self.batch_size and not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:

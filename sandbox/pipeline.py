@@ -17,6 +17,8 @@ from sandbox.lambda_runtime import LambdaContext, SqsEventSource, share_metrics_
 # Event source settings as the stacks configure them (stacks/constants.py, which imports the CDK; a test
 # keeps the two equal), with a shorter intake window.
 INTAKE_BATCH_SIZE = 1000
+# The background pollers (Sandbox) use the stack's window; drain(), which tests call, a short one.
+INTAKE_BATCHING_WINDOW_SECONDS = 5.0
 INTAKE_MAX_CONCURRENCY = 5
 SUBMITTER_BATCH_SIZE = 1
 RESULTS_BATCH_SIZE = 1

@@ -10,6 +10,7 @@ from stacks import constants
 def test_event_source_settings_match_the_stacks() -> None:
     assert pipeline.INTAKE_BATCH_SIZE == constants.INTAKE_BATCH_SIZE
     assert pipeline.INTAKE_MAX_CONCURRENCY == constants.INTAKE_MAX_CONCURRENCY
+    assert constants.INTAKE_BATCHING_WINDOW.to_seconds() == pipeline.INTAKE_BATCHING_WINDOW_SECONDS
     assert pipeline.SUBMITTER_BATCH_SIZE == constants.SUBMITTER_BATCH_SIZE
     assert pipeline.RESULTS_BATCH_SIZE == constants.RESULTS_BATCH_SIZE
     assert pipeline.RESULTS_MAX_CONCURRENCY == constants.RESULTS_MAX_CONCURRENCY

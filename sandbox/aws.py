@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import httpx
 
 from batchdrop_core.config import Resources, Settings
 from batchdrop_core.tables import ALL_TABLES
 
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto accepts any
+STATUS_COUNTS_PATH = "/_sandbox/status-counts"  # served by sandbox.moto_server, not an AWS API
 
 
 class MotoServer:
@@ -60,6 +62,11 @@ class MotoServer:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+
+    def status_counts(self, table_name: str) -> dict[str, int]:
+        """A table's items by their ``status`` (``sandbox.moto_server.status_counts``)."""
+        response = httpx.get(f"{self.url}{STATUS_COUNTS_PATH}", params={"table": table_name}, timeout=30)
+        return response.raise_for_status().json()
 
     def environment(self) -> dict[str, str]:
         """Variables that point boto3 (and the AWS CLI) at this server."""

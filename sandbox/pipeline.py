@@ -7,14 +7,24 @@ import importlib
 import os
 from typing import Any
 
-from batchdrop_core.config import SETTINGS_ENV, Settings
-from sandbox.aws import Deployment
-from sandbox.lambda_runtime import LambdaContext, SqsEventSource
+from botocore.config import Config
 
-# Event source settings as the stacks configure them (stacks/constants.py), with a shorter window.
+from batchdrop_core.config import SETTINGS_ENV, Settings
+from batchdrop_core.observability import metrics
+from sandbox.aws import Deployment
+from sandbox.lambda_runtime import LambdaContext, SqsEventSource, share_metrics_safely
+
+# Event source settings as the stacks configure them (stacks/constants.py, which imports the CDK; a test
+# keeps the two equal), with a shorter intake window.
 INTAKE_BATCH_SIZE = 1000
+# The background pollers (Sandbox) use the stack's window; drain(), which tests call, a short one.
+INTAKE_BATCHING_WINDOW_SECONDS = 5.0
+INTAKE_MAX_CONCURRENCY = 5
 SUBMITTER_BATCH_SIZE = 1
 RESULTS_BATCH_SIZE = 1
+RESULTS_MAX_CONCURRENCY = 2
+# The submitter's mapping sets no maximum: on a FIFO queue Lambda then runs one invocation per message
+# group with messages (group = route), so its concurrency here is the number of routes.
 
 HANDLER_MODULES = (
     "intake.handler",
@@ -53,7 +63,9 @@ class LocalPipeline:
         self.deployment = deployment
         os.environ.update(handler_environment(settings, deployment))
         self.modules = {name.split(".")[0]: load_handler(name) for name in HANDLER_MODULES}
-        sqs = deployment.session.client("sqs")
+        share_metrics_safely(metrics)  # concurrent invocations of one function share the handler's module
+        # One client for every poller, each of which may hold a connection in a 20 s long poll.
+        sqs = deployment.session.client("sqs", config=Config(max_pool_connections=50))
         self.sqs = sqs
         self.intake = SqsEventSource(
             sqs,
@@ -63,6 +75,7 @@ class LocalPipeline:
             batch_size=INTAKE_BATCH_SIZE,
             window=intake_window,
             timeout_seconds=60,
+            concurrency=INTAKE_MAX_CONCURRENCY,
         )
         self.submitter = SqsEventSource(
             sqs,
@@ -71,6 +84,7 @@ class LocalPipeline:
             function_name="batchdrop-submitter",
             batch_size=SUBMITTER_BATCH_SIZE,
             timeout_seconds=300,
+            concurrency=len(settings.routes),
         )
         results = self.modules.get("results")
         self.results = (
@@ -81,6 +95,7 @@ class LocalPipeline:
                 function_name="batchdrop-results",
                 batch_size=RESULTS_BATCH_SIZE,
                 timeout_seconds=900,
+                concurrency=RESULTS_MAX_CONCURRENCY,
             )
             if results
             else None

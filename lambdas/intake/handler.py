@@ -19,7 +19,6 @@ from batchdrop_core.intake import IntakeOutcome, ingest_message
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
 
-processor = AsyncBatchProcessor(event_type=EventType.SQS)
 # HeadObject and PutItem are I/O bound: run the records of a batch concurrently.
 _io_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="intake")
 
@@ -37,6 +36,8 @@ async def record_handler(record: SQSRecord) -> IntakeOutcome:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     total = IntakeOutcome()
+    # A processor per invocation: it holds the invocation's records and outcomes.
+    processor = AsyncBatchProcessor(event_type=EventType.SQS)
     with processor(records=event["Records"], handler=record_handler, lambda_context=context):
         for status, result, _record in processor.async_process():
             if status == "success":

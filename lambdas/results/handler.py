@@ -14,9 +14,6 @@ from batchdrop_core.collect import collect
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
 
-processor = BatchProcessor(event_type=EventType.SQS)
-_context: Any = None
-
 _METRICS = {
     "processed": MetricName.RESULTS_RECORDED,
     "failed": MetricName.RUNS_FAILED,
@@ -31,14 +28,13 @@ def runtime() -> Runtime:
     return Runtime.from_env()
 
 
-def _time_left() -> float:
-    return _context.get_remaining_time_in_millis() / 1000 if _context else 900.0
-
-
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     # A failure (including RetryLater) returns the message to the queue; after maxReceiveCount, the DLQ.
+    def time_left() -> float:
+        return lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context else 900.0
+
     request = json.loads(record.body)
-    outcome = collect(runtime(), request, _time_left)
+    outcome = collect(runtime(), request, time_left)
     for name, metric in _METRICS.items():
         if outcome.counts[name]:
             metrics.add_metric(metric, MetricUnit.Count, outcome.counts[name])
@@ -51,8 +47,9 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _context
-    _context = context
+    # A processor per invocation, and the context passed to the record handler (Powertools passes it to a
+    # handler that takes ``lambda_context``): no per-invocation state at module level.
+    processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -14,16 +14,13 @@ from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.submit import flush_route
 
-processor = SqsFifoPartialProcessor()
-_context: Any = None
-
 
 @cache
 def runtime() -> Runtime:
     return Runtime.from_env()
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     request = json.loads(record.body)
     route = request.get("route")
     rt = runtime()
@@ -32,7 +29,7 @@ def record_handler(record: SQSRecord) -> None:
         return
 
     def time_left() -> float:
-        return _context.get_remaining_time_in_millis() / 1000 if _context else 600.0
+        return lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context else 600.0
 
     outcome = flush_route(rt, route, force=bool(request.get("force")), time_left=time_left)
     metrics.add_metric(MetricName.BATCHES_SUBMITTED, MetricUnit.Count, len(outcome.submitted))
@@ -54,8 +51,9 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _context
-    _context = context
+    # A processor per invocation, and the context passed to the record handler (Powertools passes it to a
+    # handler that takes ``lambda_context``): no per-invocation state at module level.
+    processor = SqsFifoPartialProcessor()
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -43,6 +43,7 @@ class LambdaContext:
     timeout_seconds: float = 900.0
     memory_limit_in_mb: int = 512
     aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    stopping: threading.Event | None = None  # once set, no time is left: the runtime is shutting down
     _started: float = field(default_factory=time.monotonic)
 
     @property
@@ -62,6 +63,8 @@ class LambdaContext:
         return "local"
 
     def get_remaining_time_in_millis(self) -> int:
+        if self.stopping is not None and self.stopping.is_set():
+            return 0
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
 
 
@@ -137,7 +140,7 @@ class SqsEventSource:
 
     def invoke(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
-        context = LambdaContext(self.function_name, timeout_seconds=self.timeout_seconds)
+        context = LambdaContext(self.function_name, timeout_seconds=self.timeout_seconds, stopping=self._stop)
         self.invocations += 1
         self.batch_sizes.append(len(messages))
         try:
@@ -162,7 +165,7 @@ class SqsEventSource:
     def poll_once(self) -> int:
         """Receive one batch and invoke the handler with it; the number of messages handled."""
         messages = self.receive_batch()
-        if messages:
+        if messages and not self._stop.is_set():  # once stopping, received messages simply reappear
             self.invoke(messages)
         return len(messages)
 
@@ -192,9 +195,28 @@ class SqsEventSource:
                 logger.exception("poller error", extra={"function": self.function_name})
                 self._stop.wait(0.5)
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Take no new work. A handler that watches its remaining time sees none left, and returns."""
         self._stop.set()
+
+    def stop(self, timeout: float = 30.0) -> list[str]:
+        """Stop the pollers, waiting up to ``timeout`` seconds in all; the names of those still busy."""
+        self.request_stop()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=30)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        busy = [thread.name for thread in self._threads if thread.is_alive()]
         self._threads.clear()
-        self._stop.clear()
+        if not busy:  # a poller still busy must find the flag set when its invocation returns
+            self._stop.clear()
+        return busy
+
+
+def wait_idle(function_name: str, timeout: float) -> bool:
+    """Wait until no invocation of the function is running (False if one still is after ``timeout``)."""
+    with _locks_guard:
+        lock = _function_locks.get(function_name)
+    if lock is None or not lock.acquire(timeout=max(0.0, timeout)):
+        return lock is None
+    lock.release()
+    return True

@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 
 from batchdrop_core.config import Settings
-from batchdrop_core.dynamo import scan_all, serialize
+from batchdrop_core.dynamo import scan_all
 from batchdrop_core.tracking import FileStatus
 from sandbox import interrupt
 from sandbox.aws import REGION, Deployment, MotoServer, provision, queue_depth, subscribe_queue_to_topic
@@ -250,26 +250,17 @@ class Sandbox:
 
     # -- observing it ----------------------------------------------------------------------------------
     def count_files(self) -> dict[str, int]:
-        """Files by status (Scan with COUNT: fine for a sandbox, never used by the pipeline itself)."""
+        """Files by status: one Scan projected to the status (six filtered Scans, one per status, cost
+        moto three times as much), never used by the pipeline itself."""
         client = self.deployment.session.client("dynamodb")
-        counts = {}
-        for status in FileStatus.ALL:
-            kwargs: dict[str, Any] = {
-                "TableName": self.deployment.resources.files_table,
-                "Select": "COUNT",
-                "FilterExpression": "#s = :s",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": {":s": serialize(status)},
-            }
-            total = 0
-            while True:
-                page = client.scan(**kwargs)
-                total += page["Count"]
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            counts[status] = total
-        return counts
+        items = scan_all(
+            client,
+            TableName=self.deployment.resources.files_table,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+        )
+        counts = Counter(item["status"] for item in items)
+        return {status: counts[status] for status in FileStatus.ALL}
 
 
 def counted(count: int, noun: str) -> str:

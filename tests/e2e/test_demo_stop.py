@@ -29,6 +29,7 @@ class Demo:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "COLUMNS": "200"},
+            start_new_session=True,  # its own process group, as a job in a terminal has
         )
         self.out: list[str] = []
         self.err: list[str] = []
@@ -65,6 +66,10 @@ class Demo:
             if parent == self.process.pid and b"sandbox.moto_server" in cmdline:
                 return int(entry.name)
         raise AssertionError("the demo's moto server was not found")
+
+    def signal_group(self, signum: int) -> None:
+        """What a terminal's Ctrl-C or ``kill -- -PGID`` does: signal the demo's whole process group."""
+        os.killpg(self.process.pid, signum)
 
     def finish(self, timeout: float) -> int:
         code = self.process.wait(timeout=timeout)
@@ -107,8 +112,8 @@ def test_sigterm_mid_run_stops_the_sandbox_in_order_and_says_what_was_left(tmp_p
         moto = demo.moto_pid()
         time.sleep(4)  # pollers, schedules and uploads at work
 
-        # When it gets SIGTERM
-        demo.process.send_signal(signal.SIGTERM)
+        # When its process group gets SIGTERM (moto server, in a group of its own, does not)
+        demo.signal_group(signal.SIGTERM)
         code = demo.finish(timeout=150)
     finally:
         demo.kill()
@@ -138,10 +143,10 @@ def test_a_second_signal_forces_exit_and_moto_server_goes_with_the_demo(tmp_path
         moto = demo.moto_pid()
         time.sleep(2)
 
-        # When Ctrl-C comes twice in a row
-        demo.process.send_signal(signal.SIGINT)
+        # When Ctrl-C comes twice in a row, as a terminal sends it (to the whole process group)
+        demo.signal_group(signal.SIGINT)
         demo.wait_for("SIGINT: stopping the sandbox", timeout=30)
-        demo.process.send_signal(signal.SIGINT)
+        demo.signal_group(signal.SIGINT)
         code = demo.finish(timeout=30)
     finally:
         demo.kill()

@@ -287,7 +287,7 @@ class StopReport:
                 shown = ", ".join(f"{s} {left[s]:,}" for s in FileStatus.ALL if s in left)
                 parts.append(f"{sum(left.values()):,} of {total:,} tracked files not terminal ({shown})")
             else:
-                parts.append(f"all {total:,} tracked files terminal")
+                parts.append(f"all {total:,} tracked files terminal" if total else "no files tracked")
             waiting = {name: n for name, n in self.messages.items() if n}
             if waiting:
                 shown = ", ".join(f"{name} {n:,}" for name, n in waiting.items())

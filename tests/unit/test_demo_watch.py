@@ -149,3 +149,4 @@ def test_the_stop_line_says_what_was_left_unfinished() -> None:
     assert done.describe() == (
         "all 10 tracked files terminal; no messages left in queues; abandoned busy: batchdrop-intake-poller-0"
     )
+    assert StopReport(files=Counter()).describe() == "no files tracked; no messages left in queues"

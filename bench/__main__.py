@@ -13,6 +13,8 @@ from typing import Any
 
 from bench import report
 from bench.common import SINK, Row, Section, capture_handler_output, progress
+from sandbox import interrupt
+from sandbox.interrupt import Interrupted
 from sandbox.machine import machine
 
 METRICS = ("efficiency", "intake", "collection", "latency", "coldstart", "throughput", "cost")
@@ -40,6 +42,15 @@ def _failed(name: str, title: str, error: BaseException) -> Section:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    interrupt.install(announce=True)  # Ctrl-C, SIGTERM: the metric's sandbox stops in order (finally blocks)
+    try:
+        return _run(args)
+    except Interrupted as stop:
+        progress(interrupt.summary())
+        return interrupt.finish(stop.exit_code)
+
+
+def _run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     selected = args.only or list(METRICS)
     selected += [RUN_BY[m] for m in selected if m in RUN_BY and RUN_BY[m] not in selected]
@@ -79,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         try:
             section = function()
+        except Interrupted:
+            # The metric's own finally blocks have stopped its sandbox by now.
+            done = [n for n in selected if n in sections]
+            missing = ", ".join(n for n in selected if n not in sections)
+            text = f"{name} interrupted; measured: {', '.join(done) or 'nothing'}; not measured: {missing}"
+            if done:
+                text += f"; the figures so far are in {args.output}"
+            interrupt.note(text, first=True)
+            raise
         except Exception as exc:  # noqa: BLE001 - one failed metric must not lose the others' figures
             traceback.print_exc(file=sys.__stderr__)
             section = _failed(name, title, exc)

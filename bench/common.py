@@ -24,7 +24,7 @@ import httpx
 
 from batchdrop_core.config import Settings
 from bench.writeunits import WriteUnitMeter, item_size
-from sandbox import documents
+from sandbox import documents, interrupt
 from sandbox.aws import REGION, Deployment, MotoServer, provision
 
 ROUTES = [
@@ -413,13 +413,21 @@ class Stack:
     def sim_stats(self) -> dict[str, Any]:
         return httpx.get(f"{self.sim.base_url}/_sim/stats", timeout=30).json()
 
-    def stop(self) -> None:
-        if self.pipeline is not None:
-            for source in (self.pipeline.intake, self.pipeline.submitter, self.pipeline.results):
-                if source is not None:
-                    source.stop()
-        self.sim.stop()
-        self.moto.stop()
+    def stop(self, grace: float = 30.0) -> None:
+        """Pollers first (``grace`` seconds in all for the invocations in hand), then the simulator, moto
+        server last; a first Ctrl-C or SIGTERM does not cut it short (sandbox.interrupt)."""
+        with interrupt.shielded():
+            pipeline = self.pipeline
+            sources = (
+                [s for s in (pipeline.intake, pipeline.submitter, pipeline.results) if s] if pipeline else []
+            )
+            for source in sources:
+                source.request_stop()
+            deadline = time.monotonic() + grace
+            for source in sources:
+                source.stop(timeout=max(0.0, deadline - time.monotonic()))
+            self.sim.stop()
+            self.moto.stop()
 
 
 def start_stack(name_prefix: str, *, sim: dict[str, Any] | None = None, **settings: Any) -> Stack:

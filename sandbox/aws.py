@@ -42,6 +42,9 @@ class MotoServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Its own process group: Ctrl-C in a terminal (SIGINT to the whole foreground group) or a
+            # group's SIGTERM must reach only its parent, which stops it last, after its clients.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -35,9 +35,13 @@ _function_slots: dict[str, threading.BoundedSemaphore] = {}
 _slots_guard = threading.Lock()
 
 
+_function_concurrency: dict[str, int] = {}
+
+
 def set_concurrency(function_name: str, concurrency: int) -> None:
     with _slots_guard:
         _function_slots[function_name] = threading.BoundedSemaphore(max(1, concurrency))
+        _function_concurrency[function_name] = max(1, concurrency)
 
 
 def invoke_function(function_name: str, handler: Handler, event: dict[str, Any], context: Any) -> Any:
@@ -45,6 +49,24 @@ def invoke_function(function_name: str, handler: Handler, event: dict[str, Any],
         slots = _function_slots.setdefault(function_name, threading.BoundedSemaphore(1))
     with slots:
         return handler(event, context)
+
+
+def wait_idle(function_name: str, timeout: float) -> bool:
+    """Wait until no invocation of the function is running (False if one still is after ``timeout``)."""
+    with _slots_guard:
+        slots = _function_slots.get(function_name)
+        count = _function_concurrency.get(function_name, 1)
+    if slots is None:
+        return True
+    deadline = time.monotonic() + max(0.0, timeout)
+    taken = 0
+    try:
+        while taken < count and slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            taken += 1
+        return taken == count
+    finally:
+        for _ in range(taken):
+            slots.release()
 
 
 def share_metrics_safely(metrics: Any) -> None:
@@ -84,6 +106,7 @@ class LambdaContext:
     timeout_seconds: float = 900.0
     memory_limit_in_mb: int = 512
     aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    stopping: threading.Event | None = None  # once set, no time is left: the runtime is shutting down
     _started: float = field(default_factory=time.monotonic)
 
     @property
@@ -103,6 +126,8 @@ class LambdaContext:
         return "local"
 
     def get_remaining_time_in_millis(self) -> int:
+        if self.stopping is not None and self.stopping.is_set():
+            return 0
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
 
 
@@ -190,7 +215,7 @@ class SqsEventSource:
 
     def invoke(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
-        context = LambdaContext(self.function_name, timeout_seconds=self.timeout_seconds)
+        context = LambdaContext(self.function_name, timeout_seconds=self.timeout_seconds, stopping=self._stop)
         with self._counting:
             self.invocations += 1
             self.batch_sizes.append(len(messages))
@@ -251,7 +276,7 @@ class SqsEventSource:
     def poll_once(self) -> int:
         """Receive one batch and invoke the handler with it; the number of messages handled."""
         messages = self.receive_batch()
-        if messages:
+        if messages and not self._stop.is_set():  # once stopping, received messages simply reappear
             self.invoke(messages)
         return len(messages)
 
@@ -330,13 +355,20 @@ class SqsEventSource:
             except Exception:  # noqa: BLE001 - best effort: they come back after their visibility timeout
                 return
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop polling. Waits (up to ``timeout``) for invocations in progress, not for pollers waiting in
-        a long poll: those end when it returns (with the messages, if any, released)."""
+    def request_stop(self) -> None:
+        """Take no new work. A handler that watches its remaining time sees none left, and returns."""
         self._stop.set()
+
+    def stop(self, timeout: float = 30.0) -> list[str]:
+        """Stop polling; the names of the pollers whose invocation was still running after ``timeout``
+        seconds. Waits for invocations in progress, not for pollers waiting in a long poll: those end when
+        it returns (with the messages, if any, released)."""
+        self.request_stop()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             while thread.is_alive() and thread.ident in self._invoking and time.monotonic() < deadline:
                 thread.join(0.05)
+        busy = [t.name for t in self._threads if t.is_alive() and t.ident in self._invoking]
         self._threads.clear()
         self._stop = threading.Event()  # for a later start(); pollers still in a long poll keep the set one
+        return busy

@@ -8,10 +8,13 @@ two schedules. Used by ``make demo``, the end-to-end tests, the reliability runs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
+import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +22,16 @@ import boto3
 
 from batchdrop_core.config import Settings
 from batchdrop_core.tracking import FileStatus
-from sandbox.aws import REGION, Deployment, MotoServer, provision, subscribe_queue_to_topic
+from sandbox import interrupt
+from sandbox.aws import REGION, Deployment, MotoServer, provision, queue_depth, subscribe_queue_to_topic
+from sandbox.lambda_runtime import wait_idle
 from sandbox.pipeline import INTAKE_BATCHING_WINDOW_SECONDS, LocalPipeline
 
 WEBHOOK_PATH = "/webhooks/extend"
 SANDBOX_API_KEY = "sk_sandbox_not_a_real_key"
+# How long a stop waits for the invocations in hand (pollers, schedules, a webhook) before it abandons
+# them; the results and submitter handlers see no time left once stopping, and return within seconds.
+STOP_GRACE_SECONDS = 30.0
 
 
 @dataclass
@@ -55,9 +63,19 @@ class Sandbox:
         self.notifications_queue_url = ""
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None
+        self._stopped: StopReport | None = None
+        self._forget_moto: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> Sandbox:
+        """Start everything; if that fails or is interrupted part way, what was started is stopped."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Sandbox:
         from sandbox.apigw import ApiGatewayServer
         from sandbox.extend_sim import ExtendSimulator
 
@@ -67,14 +85,16 @@ class Sandbox:
 
         opts = self.options
         self.moto.start()
+        self._forget_moto = interrupt.on_force(self._kill_moto)
         # Remember what the process pointed boto3 at before, so stop() can put it back (a test suite
         # runs a sandbox between tests that use their own moto server).
         self._saved_env = {name: os.environ.get(name) for name in self.moto.environment()}
         self.moto.use_in_this_process()
         # The webhook endpoint must exist before the simulator (which delivers to it), and the handler it
         # serves exists only once the pipeline has set the functions' environment: resolve it late.
-        self.webhook_server = ApiGatewayServer(lambda event, context: self.pipeline.webhook(event, context))
-        self.webhook_server.start()
+        self.webhook_server = ApiGatewayServer(
+            lambda event, context: self.pipeline.webhook(event, context)
+        ).start()
         webhook_secret = f"wss_sandbox_{secrets.token_hex(12)}"
         api_key = opts.api_key or SANDBOX_API_KEY
         extend_url = opts.extend_url
@@ -109,24 +129,77 @@ class Sandbox:
         self._scheduler.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = STOP_GRACE_SECONDS, *, survey: bool | None = None) -> StopReport:
+        """Stop in order: the pollers and schedules take no new work and get ``grace`` seconds (in all) to
+        finish the invocations in hand, then the API Gateway stand-in and the simulator stop, moto server
+        last. ``survey`` (default: when the run was interrupted) counts what was left unfinished first; an
+        interrupted run's report is noted for ``interrupt.summary``. Calling it again does nothing."""
+        if self._stopped is not None:
+            return self._stopped
+        survey = interrupt.received() if survey is None else survey
+        with interrupt.shielded():
+            report = self._stop_in_order(grace, survey)
+        self._stopped = report
+        if interrupt.received():
+            interrupt.note(report.describe(), abandoned=bool(report.abandoned))
+        return report
+
+    def _stop_in_order(self, grace: float, survey: bool) -> StopReport:
+        report = StopReport()
+        deadline = time.monotonic() + grace
         self._stop.set()
-        if self._scheduler:
-            self._scheduler.join(timeout=30)
-        if self.pipeline:
-            for source in (self.pipeline.intake, self.pipeline.submitter, self.pipeline.results):
-                if source:
-                    source.stop()
+        pipeline = self.pipeline
+        sources = (
+            [s for s in (pipeline.intake, pipeline.submitter, pipeline.results) if s] if pipeline else []
+        )
+        for source in sources:
+            source.request_stop()
+        if self._scheduler and self._scheduler.is_alive():
+            self._scheduler.join(timeout=max(0.0, deadline - time.monotonic()))
+            if self._scheduler.is_alive():
+                report.abandoned.append(self._scheduler.name)
+        for source in sources:
+            report.abandoned += source.stop(timeout=max(0.0, deadline - time.monotonic()))
+        if self.webhook_server:
+            with contextlib.suppress(Exception):
+                self.webhook_server.stop()
+            if not wait_idle("batchdrop-webhook", max(0.0, deadline - time.monotonic())):
+                report.abandoned.append("webhook")
+        if survey and self.deployment:
+            self._survey(report)
         if self.simulator:
             self.simulator.stop()
-        if self.webhook_server:
-            self.webhook_server.stop()
+        if self._forget_moto:
+            self._forget_moto()
         self.moto.stop()
         for name, value in getattr(self, "_saved_env", {}).items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        return report
+
+    def _survey(self, report: StopReport) -> None:
+        """What is left: files not terminal, messages in the queues, webhooks Extend has yet to deliver."""
+        try:
+            session = self.deployment.session
+            report.files = Counter({s: n for s, n in self.count_files().items() if n})
+            sqs = session.client("sqs")
+            queues = {
+                "arrivals": self.deployment.arrivals_queue_url,
+                "flush": self.deployment.resources.flush_queue_url,
+                "results": self.deployment.resources.results_queue_url,
+            }
+            report.messages = {name: queue_depth(sqs, url) for name, url in queues.items() if url}
+            if self.simulator:
+                report.webhooks_pending = self.simulator.webhooks.pending()
+        except Exception as exc:  # noqa: BLE001 - a stop must go on; the report says what it could not count
+            report.survey_error = f"{type(exc).__name__}: {exc}"[:200]
+
+    def _kill_moto(self) -> None:
+        process = getattr(self.moto, "_process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -174,5 +247,45 @@ class Sandbox:
         """Files by status, for progress displays (never used by the pipeline itself). Counted by the
         sandbox's moto server in its memory (``sandbox.moto_server.status_counts``): even one Scan
         projected to the status costs moto ~0.6 ms of CPU per item, and the demo asks every second."""
-        counted = self.moto.status_counts(self.deployment.resources.files_table)
-        return {status: counted.get(status, 0) for status in FileStatus.ALL}
+        counts = self.moto.status_counts(self.deployment.resources.files_table)
+        return {status: counts.get(status, 0) for status in FileStatus.ALL}
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 message``, ``2,500 messages``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+@dataclass
+class StopReport:
+    """What ``Sandbox.stop`` left unfinished (the counts only when it surveyed)."""
+
+    files: Counter[str] | None = None  # every tracked file by status
+    messages: dict[str, int] = field(default_factory=dict)  # by queue, visible or in flight
+    webhooks_pending: int = 0
+    abandoned: list[str] = field(default_factory=list)  # threads still busy when the grace ran out
+    survey_error: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.files is not None:
+            left = {s: n for s, n in self.files.items() if s not in FileStatus.TERMINAL and n}
+            total = sum(self.files.values())
+            if left:
+                shown = ", ".join(f"{s} {left[s]:,}" for s in FileStatus.ALL if s in left)
+                parts.append(f"{sum(left.values()):,} of {total:,} tracked files not terminal ({shown})")
+            else:
+                parts.append(f"all {total:,} tracked files terminal" if total else "no files tracked")
+            waiting = {name: n for name, n in self.messages.items() if n}
+            if waiting:
+                shown = ", ".join(f"{name} {n:,}" for name, n in waiting.items())
+                parts.append(f"{counted(sum(waiting.values()), 'message')} left in queues ({shown})")
+            else:
+                parts.append("no messages left in queues")
+            if self.webhooks_pending:
+                parts.append(f"{counted(self.webhooks_pending, 'webhook')} not delivered")
+        if self.survey_error:
+            parts.append(f"could not count what was left ({self.survey_error})")
+        if self.abandoned:
+            parts.append(f"abandoned busy: {', '.join(self.abandoned)}")
+        return "; ".join(parts) or "sandbox stopped"

@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 import random
-import signal
 import sys
 import tempfile
 import threading
@@ -51,9 +50,11 @@ from batchdrop_core.tracking import (
     StateStore,
     with_derived_names,
 )
+from sandbox import interrupt
 from sandbox.aws import queue_depth
 from sandbox.demo import EXAMPLE_ROUTES
 from sandbox.documents import _pdf, sample_files
+from sandbox.interrupt import Interrupted
 from sandbox.local import Sandbox, SandboxOptions
 from sandbox.machine import machine
 
@@ -627,8 +628,11 @@ class Driver:
         self.bucket = sandbox.deployment.resources.drop_bucket
         self.counts: Counter[str] = Counter()
         self.uploaded_versions = 0
+        self.stopping = threading.Event()  # set when the run is interrupted: no more uploads
 
     def put(self, planned: Planned) -> None:
+        if self.stopping.is_set():
+            return
         self.s3.put_object(Bucket=self.bucket, Key=planned.key, Body=planned.body, Metadata=planned.metadata)
 
     def upload(self, files: list[Planned]) -> None:
@@ -638,6 +642,8 @@ class Driver:
         with ThreadPoolExecutor(max_workers=8) as pool:
             for number, start in enumerate(range(0, len(files), size)):
                 list(pool.map(self.put, files[start : start + size]))
+                if self.stopping.is_set():
+                    return
                 if number == 0 and self.options.adversarial:
                     self.send_adversarial_messages()
                 pause = started + (number + 1) * 3 - time.monotonic()
@@ -661,7 +667,11 @@ class Driver:
     def wait_tracked(self, key: str, timeout: float = 120.0) -> None:
         files = self.sandbox.pipeline.runtime("intake").files
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not files.versions(self.bucket, key):
+        while (
+            time.monotonic() < deadline
+            and not self.stopping.is_set()
+            and not files.versions(self.bucket, key)
+        ):
             time.sleep(0.5)
 
     def send(self, body: str) -> None:
@@ -1228,8 +1238,12 @@ def run(options: RunOptions) -> dict[str, Any]:
             say(f"sandbox up; dropping {len(planned)} objects over ~{options.upload_seconds:.0f}s")
             with ThreadPoolExecutor(max_workers=1) as pool:
                 uploading = pool.submit(driver.upload, planned)
-                finished = wait_for_terminal(sandbox, exp, driver, uploading, options, started, say)
-                uploading.result()
+                try:
+                    finished = wait_for_terminal(sandbox, exp, driver, uploading, options, started, say)
+                    uploading.result()
+                except Interrupted:
+                    driver.stopping.set()  # the pool then waits only for the puts in hand
+                    raise
             if injector:
                 injector.stop()
             still_busy = settle(sandbox)
@@ -1248,6 +1262,9 @@ def run(options: RunOptions) -> dict[str, Any]:
             report["stillBusyAtCheck"] = still_busy
             report["logPath"] = str(log_path)
             return report
+        except Interrupted as stop:
+            print(f"{stop}: stopping the sandbox (Ctrl-C again to force exit)…", file=terminal, flush=True)
+            raise
         finally:
             if injector:
                 injector.stop()
@@ -1461,7 +1478,7 @@ def main(argv: list[str] | None = None) -> int:
         write_figures(saved)
         print(f"wrote the figures of {args.doc_from} into {DOC}")
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    interrupt.install()  # Ctrl-C or SIGTERM stops the sandbox in order and says what was left
     if args.short:
         options = short_options(seed=args.seed, faults=not args.no_faults, log_path=args.log)
     else:
@@ -1474,7 +1491,11 @@ def main(argv: list[str] | None = None) -> int:
             faults=not args.no_faults,
             log_path=args.log,
         )
-    report = run(options)
+    try:
+        report = run(options)
+    except Interrupted as stop:
+        print(interrupt.summary(), flush=True)
+        return interrupt.finish(stop.exit_code)
     text = json.dumps(report, indent=2, default=str)
     if args.report:
         args.report.write_text(text + "\n")

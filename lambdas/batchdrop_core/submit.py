@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from batchdrop_core.config import Route
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
     BatchInput,
@@ -26,6 +25,7 @@ from batchdrop_core.extend import (
     ProcessorRef,
 )
 from batchdrop_core.observability import logger
+from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.timeutil import age_seconds, iso, now_iso, parse_iso, utc_now
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id

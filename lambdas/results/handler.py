@@ -7,14 +7,12 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from batchdrop_core.collect import collect
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.sqsbatch import Record, process_records
 
-processor = BatchProcessor(event_type=EventType.SQS)
 _context: Any = None
 
 _METRICS = {
@@ -35,9 +33,9 @@ def _time_left() -> float:
     return _context.get_remaining_time_in_millis() / 1000 if _context else 900.0
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: Record) -> None:
     # A failure (including RetryLater) returns the message to the queue; after maxReceiveCount, the DLQ.
-    request = json.loads(record.body)
+    request = json.loads(record["body"])
     outcome = collect(runtime(), request, _time_left)
     for name, metric in _METRICS.items():
         if outcome.counts[name]:
@@ -53,6 +51,4 @@ def record_handler(record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _context
     _context = context
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return process_records(event["Records"], record_handler).response()

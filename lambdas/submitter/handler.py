@@ -7,14 +7,12 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.sqsbatch import Record, process_records
 from batchdrop_core.submit import flush_route
 
-processor = SqsFifoPartialProcessor()
 _context: Any = None
 
 
@@ -23,8 +21,8 @@ def runtime() -> Runtime:
     return Runtime.from_env()
 
 
-def record_handler(record: SQSRecord) -> None:
-    request = json.loads(record.body)
+def record_handler(record: Record) -> None:
+    request = json.loads(record["body"])
     route = request.get("route")
     rt = runtime()
     if route not in {r.name for r in rt.settings.routes}:
@@ -56,6 +54,4 @@ def record_handler(record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _context
     _context = context
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return process_records(event["Records"], record_handler, fifo=True).response()

@@ -12,23 +12,24 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
-    BatchInput,
     ExtendError,
     ExtendInputError,
     ExtendOutcomeUnknownError,
     ExtendRejectedError,
     ExtendRetryableError,
-    FileRef,
-    ProcessorRef,
 )
 from batchdrop_core.observability import logger
 from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.timeutil import age_seconds, iso, now_iso, parse_iso, utc_now
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
+
+if TYPE_CHECKING:
+    from batchdrop_core.extend import BatchInput, FileRef
 
 # Runs created this long before a submission's record cannot belong to it (clock skew allowance).
 SEARCH_SKEW = timedelta(minutes=5)
@@ -112,6 +113,9 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         )
         return "empty"
     ids = {"route": route.name, "submissionId": sid}
+    # The API models (pydantic) load with the first batch: most flush requests find none due.
+    from batchdrop_core.extend import ProcessorRef
+
     try:
         inputs, url_expires_at = build_inputs(rt, route, sid, claimed)
         batch = rt.extend.create_batch(
@@ -200,6 +204,8 @@ def build_inputs(
     rt: Runtime, route: Route, submission_id: str, files: list[TrackedFile]
 ) -> tuple[list[BatchInput], str | None]:
     """Extend inputs for a submission, each carrying batchdrop's ids in its metadata."""
+    from batchdrop_core.extend import BatchInput, FileRef  # loaded with the first batch (submit_batch)
+
     expires_in = rt.settings.presigned_url_expiry_seconds
     url_expires_at = (
         iso(utc_now() + timedelta(seconds=expires_in)) if rt.settings.file_transfer == "url" else None

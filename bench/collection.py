@@ -162,7 +162,9 @@ def run(quick: bool) -> Section:
         # Two copies at once, two batches: they must take turns (the reader claim), never add up.
         rate = RATES[-1]
         settings = base_settings.model_copy(update={"read_rate_limit": rate})
-        copies = [Runtime(settings=settings, resources=Resources.from_env()) for _ in pair_ids]
+        copies = [
+            Runtime(settings=settings.to_run_settings(), resources=Resources.from_env()) for _ in pair_ids
+        ]
         _configure(stack, rate)
         before = stack.sim_stats()
         with GetTimes() as times:

@@ -26,7 +26,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -380,7 +380,7 @@ class FaultInjector:
                 return original_build(rt, route, submission_id, files)
             # URLs that live one second, and an Extend queue slower than that.
             short = copy.copy(rt)
-            short.settings = rt.settings.model_copy(update={"presigned_url_expiry_seconds": 1})
+            short.settings = replace(rt.settings, presigned_url_expiry_seconds=1)
             built = original_build(short, route, submission_id, files)
             time.sleep(2.5)
             return built

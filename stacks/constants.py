@@ -12,7 +12,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
-from batchdrop_core import collect
+from batchdrop_core import collect, webhook
 
 # --- app ----------------------------------------------------------------------------------------------
 CONTEXT_SETTINGS_KEY = "batchdrop"
@@ -79,7 +79,7 @@ RECONCILE_INPUT = {"task": "reconcile"}
 
 # --- API Gateway --------------------------------------------------------------------------------------
 API_STAGE = "prod"
-WEBHOOK_PATH = ("webhooks", "extend")
+WEBHOOK_PATH = tuple(webhook.PATH.strip("/").split("/"))  # ("webhooks", "extend")
 API_RATE_LIMIT = 50  # requests per second, steady state
 API_BURST_LIMIT = 100
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchdrop_core.config import Route
 from batchdrop_core.dynamo import conditional_write, from_item, serialize, to_item
 from batchdrop_core.observability import logger
+from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.timeutil import age_seconds, now_iso, parse_iso
 from batchdrop_core.tracking import BatchState

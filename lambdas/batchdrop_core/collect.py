@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,15 +32,16 @@ from batchdrop_core.extend import (
     BatchStatus,
     ExtendRejectedError,
     ExtendRetryableError,
-    Run,
     RunStatus,
-    RunSummary,
 )
 from batchdrop_core.observability import logger
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.submit import SEARCH_SKEW
 from batchdrop_core.timeutil import now_iso, parse_iso
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
+
+if TYPE_CHECKING:  # the API models (pydantic) load with the Extend client, when the first run is read
+    from batchdrop_core.extend import Run, RunSummary
 
 # The results function's event source runs at most this many copies at once (stacks/constants.py: the
 # ESM's minimum). Copies share the deployment's read budget (batchdrop_core.budget): one collector alone

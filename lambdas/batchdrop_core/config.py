@@ -1,29 +1,36 @@
 """batchdrop's configuration: one typed model, validated with clear messages.
 
-The stacks load it from the ``batchdrop`` key of ``cdk.json`` context (``Settings.from_context``); the
-Lambdas get the same values as JSON in the ``BATCHDROP_SETTINGS`` environment variable plus the names of
-the resources they use (``Resources.from_env``). Secrets never travel this way: only the names of the
-Secrets Manager secrets that hold them.
+The stacks load it from the ``batchdrop`` key of ``cdk.json`` context (``Settings.parse``), as do the CLI
+and the sandbox: this model is the one place where settings are validated and where their defaults live.
+The Lambdas get its complete dump (every field, defaults filled in, nulls left out) as JSON in the
+``BATCHDROP_SETTINGS`` environment variable and read it back without pydantic (``runconfig.RunSettings``),
+plus the names of the resources they use (``Resources.from_env``). Secrets never travel this way: only
+the names of the Secrets Manager secrets that hold them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from batchdrop_core.extend.processors import PROCESSOR_TYPES
+from batchdrop_core.extend.processors import PROCESSOR_TYPES, ProcessorType
 
-SETTINGS_ENV = "BATCHDROP_SETTINGS"
+# Shared with the run-time reader, which must not import this module (pydantic).
+from batchdrop_core.runconfig import (  # noqa: F401 - re-exported
+    SETTINGS_ENV,
+    ConfigError,
+    FileTransfer,
+    Resources,
+    RouteLookup,
+    RunSettings,
+    settings_document,
+)
+
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message says which setting and why."""
 
 
 class _Model(BaseModel):
@@ -35,7 +42,7 @@ class Route(_Model):
 
     name: str
     prefix: str
-    type: Literal["extract", "classify", "split"]
+    type: ProcessorType
     processor_id: str = Field(alias="processorId")
     version: str | None = None
     override_config: dict[str, Any] | None = Field(default=None, alias="overrideConfig")
@@ -72,13 +79,13 @@ class Route(_Model):
         return self
 
 
-class Settings(_Model):
+class Settings(_Model, RouteLookup):
     """Every non-secret setting of a deployment (design §7)."""
 
     routes: list[Route] = Field(min_length=1)
     max_batch_size: int = Field(default=1000, ge=1, le=1000, alias="maxBatchSize")
     max_wait_seconds: int = Field(default=300, ge=1, le=86_400, alias="maxWaitSeconds")
-    file_transfer: Literal["url", "upload"] = Field(default="url", alias="fileTransfer")
+    file_transfer: FileTransfer = Field(default="url", alias="fileTransfer")
     presigned_url_expiry_seconds: int = Field(
         default=3600, ge=60, le=604_800, alias="presignedUrlExpirySeconds"
     )
@@ -139,13 +146,6 @@ class Settings(_Model):
                     )
         return self
 
-    @property
-    def files_at_extend_bound(self) -> int:
-        """Files submitted and not yet terminal, at most (batchdrop_core.admission)."""
-        if self.max_files_at_extend is not None:
-            return self.max_files_at_extend
-        return int(self.extend_files_per_minute * self.presigned_url_expiry_seconds / 60 / 2)
-
     @model_validator(mode="after")
     def _bound_holds_two_batches(self) -> Settings:
         bound, batches = self.files_at_extend_bound, 2 * self.max_batch_size
@@ -164,19 +164,14 @@ class Settings(_Model):
             )
         return self
 
-    def route(self, name: str) -> Route:
-        for candidate in self.routes:
-            if candidate.name == name:
-                return candidate
-        raise KeyError(f"no route named {name!r}")
-
-    def route_for_key(self, key: str) -> Route | None:
-        """The route whose prefix is the longest match for ``key``, if any."""
-        matches = [r for r in self.routes if key.startswith(r.prefix)]
-        return max(matches, key=lambda r: len(r.prefix), default=None)
-
     def to_env_json(self) -> str:
+        """What ``RunSettings`` reads back: every field, defaults filled in; nulls are left out (an absent
+        optional field reads as null), ~50 bytes a route of the 3,000 the environment variable may take."""
         return json.dumps(self.model_dump(by_alias=True, exclude_none=True), separators=(",", ":"))
+
+    def to_run_settings(self) -> RunSettings:
+        """These settings as a function reads them (through the same JSON)."""
+        return RunSettings.from_document(json.loads(self.to_env_json()), "settings")
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], source: str) -> Settings:
@@ -187,57 +182,8 @@ class Settings(_Model):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        raw = env.get(SETTINGS_ENV)
-        if not raw:
-            raise ConfigError(f"environment variable {SETTINGS_ENV} is not set")
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{SETTINGS_ENV} is not valid JSON: {exc}") from None
-        return cls.parse(data, SETTINGS_ENV)
-
-
-class Resources(_Model):
-    """Names of the AWS resources a function uses; each function gets only the ones it needs."""
-
-    files_table: str | None = None
-    batches_table: str | None = None
-    state_table: str | None = None
-    drop_bucket: str | None = None
-    results_bucket: str | None = None
-    flush_queue_url: str | None = None
-    results_queue_url: str | None = None
-    topic_arn: str | None = None
-    api_key_secret: str | None = None
-    webhook_secret: str | None = None
-
-    ENV_NAMES: ClassVar[dict[str, str]] = {
-        "files_table": "FILES_TABLE",
-        "batches_table": "BATCHES_TABLE",
-        "state_table": "STATE_TABLE",
-        "drop_bucket": "DROP_BUCKET",
-        "results_bucket": "RESULTS_BUCKET",
-        "flush_queue_url": "FLUSH_QUEUE_URL",
-        "results_queue_url": "RESULTS_QUEUE_URL",
-        "topic_arn": "TOPIC_ARN",
-        "api_key_secret": "EXTEND_API_KEY_SECRET",
-        "webhook_secret": "WEBHOOK_SECRET",
-    }
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Resources:
-        env = os.environ if environ is None else environ
-        return cls(**{field: env[name] for field, name in cls.ENV_NAMES.items() if env.get(name)})
-
-    def to_env(self) -> dict[str, str]:
-        return {name: getattr(self, field) for field, name in self.ENV_NAMES.items() if getattr(self, field)}
-
-    def require(self, field: str) -> str:
-        value = getattr(self, field)
-        if not value:
-            raise ConfigError(f"environment variable {self.ENV_NAMES[field]} is not set")
-        return value
+        """``BATCHDROP_SETTINGS`` validated (the functions themselves read it with ``RunSettings``)."""
+        return cls.parse(settings_document(environ), SETTINGS_ENV)
 
 
 def _describe(exc: ValidationError, source: str) -> str:

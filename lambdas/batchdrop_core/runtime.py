@@ -1,7 +1,9 @@
 """What a function needs at run time, built once per process: settings, AWS clients, stores, Extend.
 
 Clients are created lazily (no network at import time) and can be injected, so tests and the sandbox
-run the same code against moto server and the Extend simulator.
+run the same code against moto server and the Extend simulator. Settings are the run-time reading of
+``BATCHDROP_SETTINGS`` (``RunSettings``, no pydantic); code holding the validated model passes
+``settings.to_run_settings()``, so every caller runs on what a function reads.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import boto3
 from botocore.config import Config
 
 from batchdrop_core.budget import SharedBudget
-from batchdrop_core.config import Resources, Settings
 from batchdrop_core.extend.ratelimit import RateLimiter
+from batchdrop_core.runconfig import Resources, RunSettings
 from batchdrop_core.tracking import BatchStore, FileStore, StateStore
 
 if TYPE_CHECKING:
@@ -30,15 +32,20 @@ _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_
 
 @dataclass
 class Runtime:
-    settings: Settings
+    settings: RunSettings
     resources: Resources
     session: Any = None  # a boto3 Session; the default session when None
     extend_transport: Any = None  # an httpx transport, for tests
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.settings, RunSettings):
+            kind = type(self.settings).__name__
+            raise TypeError(f"Runtime needs RunSettings, got {kind} (pass settings.to_run_settings())")
+
     @classmethod
     def from_env(cls) -> Runtime:
-        return cls(settings=Settings.from_env(), resources=Resources.from_env())
+        return cls(settings=RunSettings.from_env(), resources=Resources.from_env())
 
     def client(self, service: str) -> Any:
         with self._lock:

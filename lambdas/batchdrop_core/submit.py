@@ -14,25 +14,25 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchdrop_core import admission
-from batchdrop_core.config import Route
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
-    BatchInput,
     ExtendError,
     ExtendInputError,
     ExtendOutcomeUnknownError,
     ExtendRejectedError,
     ExtendRetryableError,
-    FileRef,
-    ProcessorRef,
 )
 from batchdrop_core.observability import logger
+from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.timeutil import age_seconds, iso, now_iso, parse_iso, utc_now
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
+
+if TYPE_CHECKING:
+    from batchdrop_core.extend import BatchInput, FileRef
 
 # Runs created this long before a submission's record cannot belong to it (clock skew allowance).
 SEARCH_SKEW = timedelta(minutes=5)
@@ -126,6 +126,9 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         return "empty"
     admission.shrink(rt, sid, size, len(claimed))
     ids = {"route": route.name, "submissionId": sid}
+    # The API models (pydantic) load with the first batch: most flush requests find none due.
+    from batchdrop_core.extend import ProcessorRef
+
     try:
         inputs, url_expires_at = build_inputs(rt, route, sid, claimed)
         batch = rt.extend.create_batch(
@@ -218,6 +221,8 @@ def build_inputs(
     rt: Runtime, route: Route, submission_id: str, files: list[TrackedFile]
 ) -> tuple[list[BatchInput], str | None]:
     """Extend inputs for a submission, each carrying batchdrop's ids in its metadata."""
+    from batchdrop_core.extend import BatchInput, FileRef  # loaded with the first batch (submit_batch)
+
     expires_in = rt.settings.presigned_url_expiry_seconds
     url_expires_at = (
         iso(utc_now() + timedelta(seconds=expires_in)) if rt.settings.file_transfer == "url" else None

@@ -17,6 +17,7 @@ from batchdrop_core.extend.signing import WebhookSignatureError, verify
 from batchdrop_core.observability import logger
 from batchdrop_core.runtime import Runtime
 
+PATH = "/webhooks/extend"  # the API's one route: POST only (stacks.webhook_api)
 MAX_BODY_BYTES = 256 * 1024  # batch events are a few hundred bytes; anything this big is not Extend's
 BATCH_EVENTS = frozenset({"batch_processor_run.processed", "batch_processor_run.failed"})
 MISMATCH = "signature does not match"

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    AsyncBatchProcessor,
-    EventType,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchdrop_core.intake import IntakeOutcome, ingest_message
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.sqsbatch import Record, process_records
 
 # HeadObject and PutItem are I/O bound: run the records of a batch concurrently.
 _io_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="intake")
@@ -28,29 +23,26 @@ def runtime() -> Runtime:
     return Runtime.from_env()
 
 
-async def record_handler(record: SQSRecord) -> IntakeOutcome:
-    return await asyncio.get_running_loop().run_in_executor(_io_pool, ingest_message, runtime(), record.body)
+def record_handler(record: Record) -> IntakeOutcome:
+    return ingest_message(runtime(), record["body"])
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    total = IntakeOutcome()
-    # A processor per invocation: it holds the invocation's records and outcomes.
-    processor = AsyncBatchProcessor(event_type=EventType.SQS)
-    with processor(records=event["Records"], handler=record_handler, lambda_context=context):
-        for status, result, _record in processor.async_process():
-            if status == "success":
-                total.merge(result)
-    _emit_metrics(total)
     rt = runtime()
+    batch = process_records(event["Records"], record_handler, executor=_io_pool)
+    total = IntakeOutcome()
+    for outcome in batch.results:
+        total.merge(outcome)
+    _emit_metrics(total)
     for route in sorted(total.queued_routes):
         try:
             rt.request_flush(route, reason="arrivals")
         except (BotoCoreError, ClientError):
             # The files are durable; the scheduled sweep requests the flush if this one was lost.
             logger.exception("flush request failed", extra={"route": route})
-    return processor.response()
+    return batch.response()
 
 
 def _emit_metrics(outcome: IntakeOutcome) -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from batchdrop_core.collect import collect
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.sqsbatch import Record, process_records
 
 _METRICS = {
     "processed": MetricName.RESULTS_RECORDED,
@@ -28,13 +27,10 @@ def runtime() -> Runtime:
     return Runtime.from_env()
 
 
-def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+def record_handler(record: Record, context: Any) -> None:
     # A failure (including RetryLater) returns the message to the queue; after maxReceiveCount, the DLQ.
-    def time_left() -> float:
-        return lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context else 900.0
-
-    request = json.loads(record.body)
-    outcome = collect(runtime(), request, time_left)
+    request = json.loads(record["body"])
+    outcome = collect(runtime(), request, lambda: context.get_remaining_time_in_millis() / 1000)
     for name, metric in _METRICS.items():
         if outcome.counts[name]:
             metrics.add_metric(metric, MetricUnit.Count, outcome.counts[name])
@@ -47,9 +43,5 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # A processor per invocation, and the context passed to the record handler (Powertools passes it to a
-    # handler that takes ``lambda_context``): no per-invocation state at module level.
-    processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    handle = partial(record_handler, context=context)  # no module state: invocations may overlap
+    return process_records(event["Records"], handle).response()

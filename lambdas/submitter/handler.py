@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.sqsbatch import Record, process_records
 from batchdrop_core.submit import flush_route
 
 
@@ -20,8 +19,8 @@ def runtime() -> Runtime:
     return Runtime.from_env()
 
 
-def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
-    request = json.loads(record.body)
+def record_handler(record: Record, context: Any) -> None:
+    request = json.loads(record["body"])
     route = request.get("route")
     rt = runtime()
     if route not in {r.name for r in rt.settings.routes}:
@@ -29,7 +28,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         return
 
     def time_left() -> float:
-        return lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context else 600.0
+        return context.get_remaining_time_in_millis() / 1000
 
     outcome = flush_route(rt, route, force=bool(request.get("force")), time_left=time_left)
     metrics.add_metric(MetricName.BATCHES_SUBMITTED, MetricUnit.Count, len(outcome.submitted))
@@ -51,9 +50,5 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # A processor per invocation, and the context passed to the record handler (Powertools passes it to a
-    # handler that takes ``lambda_context``): no per-invocation state at module level.
-    processor = SqsFifoPartialProcessor()
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    handle = partial(record_handler, context=context)  # no module state: invocations may overlap
+    return process_records(event["Records"], handle, fifo=True).response()

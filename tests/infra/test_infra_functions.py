@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
 from batchdrop_core.config import SETTINGS_ENV, Settings
+from batchdrop_core.runconfig import RunSettings
 from stacks.batchdrop_app import load_settings
 
 HANDLERS = {
@@ -254,7 +255,10 @@ def test_function_environment_names_its_resources(synthesized, stateless_templat
     assert set(env) == COMMON_ENV | RESOURCE_ENV[name]
     assert env["POWERTOOLS_SERVICE_NAME"] == "batchdrop"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Batchdrop"
-    assert Settings.from_env({SETTINGS_ENV: env[SETTINGS_ENV]}) == load_settings(synthesized.app)
+    # The complete validated settings, which the function reads back without pydantic
+    settings = load_settings(synthesized.app)
+    assert Settings.from_env({SETTINGS_ENV: env[SETTINGS_ENV]}) == settings
+    assert RunSettings.from_env({SETTINGS_ENV: env[SETTINGS_ENV]}) == settings.to_run_settings()
     resource_of = {
         "FILES_TABLE": "files", "BATCHES_TABLE": "batches", "STATE_TABLE": "state",
         "DROP_BUCKET": "drop_bucket", "RESULTS_BUCKET": "results_bucket", "FLUSH_QUEUE_URL": "flush_queue",

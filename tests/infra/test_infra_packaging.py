@@ -58,19 +58,19 @@ def test_a_package_for_an_interpreter_at_hand_ships_bytecode_that_ignores_timest
         flags = int.from_bytes(Path(cached).read_bytes()[4:8], "little")
         assert flags == 0b01, source
     # And the handler imports from the package alone, reading that bytecode, never writing any, and
-    # without the HTTP client (intake never calls Extend)
+    # without the HTTP client nor pydantic (intake never calls Extend; settings were validated at synth)
     probe = (
         "import sys, intake.handler\n"
-        "print(sys.modules['batchdrop_core.config'].__cached__)\n"
-        "print('httpx' in sys.modules)\n"
+        "print(sys.modules['batchdrop_core.runconfig'].__cached__)\n"
+        "print('httpx' in sys.modules, 'pydantic' in sys.modules)\n"
     )
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-S", "-c", probe], capture_output=True, text=True, env=env, check=True
     )
-    cached, httpx_loaded = result.stdout.split()
+    cached, httpx_loaded, pydantic_loaded = result.stdout.split()
     assert Path(cached).is_file()
-    assert httpx_loaded == "False"
+    assert (httpx_loaded, pydantic_loaded) == ("False", "False")
 
 
 def test_the_cold_start_benchmark_names_the_runtime_the_stack_deploys():

@@ -3,6 +3,7 @@ handed on as soon as a batch finishes (handlers against moto server and the Exte
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from typing import Any
@@ -113,8 +114,8 @@ def test_routes_take_turns_for_the_room_and_priority_moves_a_turn_earlier(pipeli
     assert admission.reserve(rt, documents, "sub_d1", 10)
 
     # And a route with a better priority that asks later still comes first (30 s earlier per point)
-    high = packets.model_copy(update={"priority": 1})
-    rt.settings = rt.settings.model_copy(update={"routes": [invoices, documents, high]})
+    high = dataclasses.replace(packets, priority=1)
+    rt.settings = dataclasses.replace(rt.settings, routes=(invoices, documents, high))
     time.sleep(0.01)
     assert not admission.reserve(rt, high, "sub_p1", 10)
     assert admission.routes_in_turn(rt, read_ledger(rt)) == ["packets", "invoices"]

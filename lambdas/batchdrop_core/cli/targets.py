@@ -95,7 +95,9 @@ class Target:
     def runtime(self) -> Runtime:
         # One per target, so commands share its clients.
         if self._runtime is None:
-            self._runtime = Runtime(settings=self.settings, resources=self.resources, session=self.session)
+            self._runtime = Runtime(
+                settings=self.settings.to_run_settings(), resources=self.resources, session=self.session
+            )
         return self._runtime
 
     def require(self, field_name: str) -> str:
@@ -144,7 +146,7 @@ def load_sandbox(path: Path) -> Target:
 
     settings = _sandbox_settings(document, path)
     region = document.get("region") or "us-east-1"
-    resources = Resources(**{name: document.get(name) or None for name in Resources.model_fields})
+    resources = Resources(**{name: document.get(name) or None for name in Resources.ENV_NAMES})
     queues = {
         name: Queue(name, document.get(f"{name}_queue_url"), document.get(f"{name}_dlq_url"))
         for name in QUEUE_NAMES

@@ -1,7 +1,8 @@
 """Client for the Extend (extend.ai) REST API: models, errors, rate limiting and the HTTP client.
 
-Names load on first use (PEP 562): importing ``batchdrop_core.extend.processors`` or ``.signing`` must not
-pull in httpx and build the pydantic models, which only the functions that call Extend need.
+Names load on first use (PEP 562): importing ``batchdrop_core.extend.processors`` or ``.signing``, or the
+statuses and errors, must not pull in httpx and build the pydantic models, which a function needs only
+when it calls Extend (and loads then).
 """
 
 from importlib import import_module
@@ -18,6 +19,13 @@ _HOMES = {
     "ExtendRejectedError": "errors",
     "ExtendRetryableError": "errors",
     "RateLimiter": "ratelimit",
+    "PROCESSOR_TYPES": "processors",
+    "ProcessorType": "processors",
+    "ProcessorTypeInfo": "processors",
+    "BatchStatus": "statuses",
+    "RunStatus": "statuses",
+    "TERMINAL_BATCH_STATUSES": "statuses",
+    "TERMINAL_RUN_STATUSES": "statuses",
 }
 
 

@@ -1,7 +1,7 @@
 """Extend API objects as pydantic models (the table of processor types is in ``processors``).
 
 Extend adds fields and enum values over time, so every model keeps unknown fields (``extra="allow"``)
-and status / failure-reason fields are plain strings compared against the constants below.
+and status / failure-reason fields are plain strings compared against the constants in ``statuses``.
 """
 
 from __future__ import annotations
@@ -11,28 +11,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-# Defined without pydantic (settings validation imports them); re-exported here for the API's users.
+# Defined without pydantic (settings and the functions use them before any model); re-exported here.
 from batchdrop_core.extend.processors import PROCESSOR_TYPES, ProcessorType, ProcessorTypeInfo  # noqa: F401
-
-
-class RunStatus:
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
-    PROCESSED = "PROCESSED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-class BatchStatus:
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
-    PROCESSED = "PROCESSED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-TERMINAL_RUN_STATUSES = frozenset({RunStatus.PROCESSED, RunStatus.FAILED, RunStatus.CANCELLED})
-TERMINAL_BATCH_STATUSES = frozenset({BatchStatus.PROCESSED, BatchStatus.FAILED, BatchStatus.CANCELLED})
+from batchdrop_core.extend.statuses import (  # noqa: F401
+    TERMINAL_BATCH_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    BatchStatus,
+    RunStatus,
+)
 
 
 class ExtendModel(BaseModel):

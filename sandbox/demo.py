@@ -304,7 +304,7 @@ def waiting_for(
         opened = pulse.open_batches(route)
         queued = 0
         if census:  # less the files that went into a batch since the census
-            in_batches = census.count([FileStatus.SUBMITTING, FileStatus.SUBMITTED], route)
+            in_batches = census.count([FileStatus.SUBMITTED], route)
             claimed = sum(b.get("fileCount", 0) for b in opened) - in_batches
             queued = census.count([FileStatus.QUEUED], route) - max(0, claimed)
         if queued > 0:

@@ -98,7 +98,7 @@ class Settings(_Model, RouteLookup):
     # Extend's processing throughput (files per minute across the organisation, 80 on pay-as-you-go) and
     # the bound on files submitted and not yet terminal; by default half of what Extend gets through
     # while a presigned URL lives, so no URL expires before Extend reaches its file.
-    extend_files_per_minute: float = Field(default=80, gt=0, le=1_000_000, alias="extendFilesPerMinute")
+    extend_files_per_minute: float = Field(default=80.0, gt=0, le=1_000_000, alias="extendFilesPerMinute")
     max_files_at_extend: int | None = Field(default=None, ge=1, alias="maxFilesAtExtend")
     results_concurrency: int = Field(default=8, ge=1, le=64, alias="resultsConcurrency")
     max_attempts: int = Field(default=3, ge=1, le=10, alias="maxAttempts")

@@ -79,7 +79,7 @@ def test_files_that_went_into_a_batch_since_the_census_are_not_shown_queued_twic
     assert lines(pulse, found, flushed=True) == [
         "300 files of route invoices being submitted to Extend (sub_invoices_SUBMITTING)"
     ]
-    later = census(invoices={"QUEUED": 50, "SUBMITTING": 300})  # a census taken after the claim
+    later = census(invoices={"QUEUED": 50, "SUBMITTED": 300})  # a census taken after the claim
     assert (
         lines(pulse, later, flushed=True)[0]
         == "50 files QUEUED on route invoices: flush requested, waiting for the submitter"

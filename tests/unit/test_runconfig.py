@@ -22,6 +22,7 @@ EVERYTHING = {
             "version": "3.1",
             "overrideConfig": {"rules": ["ISO dates"], "nested": {"keep": None}},
             "priority": 40,
+            "forwardUserMetadata": True,
         },
         {"name": "docs", "prefix": "docs/", "type": "classify", "processorId": "cl_1"},
     ],
@@ -34,6 +35,9 @@ EVERYTHING = {
     "extendApiVersion": "2025-01-01",
     "extendWorkspaceId": "ws_1",
     "readRateLimit": 3,  # an integer where a float is expected: the model makes it 3.0
+    "writeRateLimit": 4.5,
+    "extendFilesPerMinute": 120,
+    "maxFilesAtExtend": 750,
     "resultsConcurrency": 4,
     "maxAttempts": 5,
     "retryableFailureReasons": ["INTERNAL_ERROR"],
@@ -102,7 +106,7 @@ def test_the_environment_holds_every_field_with_a_value_and_leaves_out_only_null
     assert set(everything["routes"][0]) == route_aliases
     # Given only a route, the defaults are written and only the unset optional fields are left out
     defaults = json.loads(Settings.parse({"routes": [ROUTE]}, "test").to_env_json())
-    assert aliases - set(defaults) == {"extendWorkspaceId", "alarmEmail"}
+    assert aliases - set(defaults) == {"extendWorkspaceId", "alarmEmail", "maxFilesAtExtend"}
     assert route_aliases - set(defaults["routes"][0]) == {"version", "overrideConfig", "priority"}
     assert (defaults["maxBatchSize"], defaults["readRateLimit"]) == (1000, 8.0)
 

@@ -128,7 +128,9 @@ def report(sandbox: Sandbox, options: BackfillOptions, elapsed: float, uploaded:
         "options": {**asdict(options), "bound": options.bound},
         "files": len(items),
         "byStatus": dict(Counter(f["status"] for f in items)),
-        "byFailureReason": dict(Counter(f["failureReason"] for f in items if f["status"] == FileStatus.FAILED)),
+        "byFailureReason": dict(
+            Counter(f["failureReason"] for f in items if f["status"] == FileStatus.FAILED)
+        ),
         "bound": options.bound,
         "maxOutstanding": sim["maxOutstanding"],
         "urlExpiries": sim["downloadFailures"]["urlExpired"],
@@ -139,10 +141,86 @@ def report(sandbox: Sandbox, options: BackfillOptions, elapsed: float, uploaded:
         "maxAttempts": max((f.get("attempts", 0) for f in items), default=0),
         "rateLimited": limited,
         "batches": sim["batches"]["count"],
-        "batchSizes": sim["batches"]["sizes"],
+        "batchSizes": {str(size): n for size, n in sorted(Counter(sim["batches"]["sizes"]).items())},
         "fullBatchesExpected": sum(full_batches.values()),
         "elapsedSeconds": round(elapsed, 1),
         "uploadSeconds": round(uploaded, 1),
         "physicalSeconds": round(options.physical_seconds, 1),
         "ratioToPhysical": round(elapsed / options.physical_seconds, 3),
     }
+
+
+TIME_FACTOR = 1.15  # the drop must take at most this many times what Extend physically needs
+
+
+def check(result: dict[str, Any]) -> list[str]:
+    """What the bounded backfill must show; each failure as a sentence (empty: all held)."""
+    problems = []
+    files, statuses = result["files"], result["byStatus"]
+    if statuses.get(FileStatus.PROCESSED, 0) != files:
+        problems.append(f"not every file was PROCESSED: {statuses}")
+    if result["failedForExpiredUrls"] or result["filesSentAgainForAnExpiredUrl"] or result["maxAttempts"] > 1:
+        problems.append(
+            f"expired URLs cost files: {result['filesSentAgainForAnExpiredUrl']} sent again, "
+            f"{result['failedForExpiredUrls']} FAILED, largest attempts {result['maxAttempts']}"
+        )
+    if result["maxOutstanding"] > result["bound"]:
+        problems.append(
+            f"{result['maxOutstanding']} files were at Extend at once, over the bound {result['bound']}"
+        )
+    if result["batches"] != result["fullBatchesExpected"]:
+        problems.append(f"{result['batches']} batches for {result['fullBatchesExpected']} full ones")
+    if result["ratioToPhysical"] > TIME_FACTOR:
+        problems.append(
+            f"the drop took {result['elapsedSeconds']} s, {result['ratioToPhysical']}x Extend's physical "
+            f"{result['physicalSeconds']} s (at most {TIME_FACTOR}x)"
+        )
+    return problems
+
+
+FIGURES_START = "<!-- backfill:start (written by `make reliability` from its backfill run; do not edit) -->"
+FIGURES_END = "<!-- backfill:end -->"
+
+
+def render(result: dict[str, Any], problems: list[str]) -> str:
+    o = result["options"]
+    limited = result["rateLimited"]
+    rows = [
+        ("files", f"{result['files']:,} ({', '.join(f'{s} {n:,}' for s, n in result['byStatus'].items())})"),
+        (
+            "plan (scaled)",
+            f"{o['files_per_minute']:g} files/min, {o['requests_per_second']:g} requests/s, "
+            f"URLs live {o['url_seconds']} s",
+        ),
+        ("bound on files at Extend", f"{result['bound']:,} (batches of {o['batch_size']})"),
+        ("most files at Extend at once (simulator)", f"{result['maxOutstanding']:,}"),
+        ("downloads that met an expired URL", f"{result['urlExpiries']:,}"),
+        (
+            "files sent again for an expired URL / FAILED for it",
+            f"{result['filesSentAgainForAnExpiredUrl']:,} / {result['failedForExpiredUrls']:,}",
+        ),
+        ("largest attempts of a file", str(result["maxAttempts"])),
+        (
+            "429s (read, write; with / without Retry-After)",
+            ", ".join(f"{cls} {c['withRetryAfter']}/{c['withoutRetryAfter']}" for cls, c in limited.items()),
+        ),
+        ("batches (full batches needed)", f"{result['batches']} ({result['fullBatchesExpected']})"),
+        (
+            "first upload → every file terminal",
+            f"{result['elapsedSeconds']} s ({result['uploadSeconds']} s uploading)",
+        ),
+        ("files ÷ throughput (physical limit)", f"{result['physicalSeconds']} s"),
+        ("ratio (target ≤ 1.15)", f"{result['ratioToPhysical']}"),
+    ]
+    lines = ["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
+    verdict = "every check held" if not problems else "; ".join(problems)
+    return "\n".join([FIGURES_START, "", *lines, "", f"Result: {verdict}.", "", FIGURES_END])
+
+
+def write_figures(result: dict[str, Any], problems: list[str], doc: Any) -> None:
+    text = doc.read_text(encoding="utf-8")
+    if FIGURES_START not in text or FIGURES_END not in text:
+        raise SystemExit(f"{doc} has no backfill section ({FIGURES_START!r} … {FIGURES_END!r})")
+    before, rest = text.split(FIGURES_START, 1)
+    after = rest.split(FIGURES_END, 1)[1]
+    doc.write_text(before + render(result, problems) + after, encoding="utf-8")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from batchdrop_core import admission
+from batchdrop_core import admission, routehealth, timeutil
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
     ExtendError,
@@ -52,6 +52,15 @@ def flush_route(
     outcome = FlushOutcome()
     route = rt.settings.route(route_name)
     time_left = time_left or (lambda: 600.0)
+    # A blocked route costs one read here until its probe is due: no claim, no POST, no Files write.
+    state = rt.state.route_state(route.name)
+    if routehealth.held(state) == "blocked":
+        if not routehealth.probe(rt, route, state):
+            outcome.stopped_because = "blocked"
+            return outcome
+        outcome.counts["probe_succeeded"] += 1
+        resume_route(rt, route)
+        state["blocked"] = False
     try:
         resolve_orphans(rt, route, outcome)
     except ExtendRetryableError as exc:
@@ -64,14 +73,13 @@ def flush_route(
         return outcome
     except ExtendRejectedError as exc:
         # A revoked key (or a processor gone) refuses these reads as it would refuse the POST.
-        block_route(rt, route, exc)
+        block_route(rt, route, exc, state)
         outcome.counts["blocked"] += 1
         outcome.stopped_because = "blocked"
         return outcome
     if outcome.counts["adopted"] or outcome.counts["requeued_orphan"]:
         resume_route(rt, route)  # Extend answered the searches
-    backoff_until = rt.state.route_state(route.name).get("backoffUntil")
-    if backoff_until and age_seconds(backoff_until) < 0:
+    if routehealth.held(state) == "backing_off":
         # Extend asked this route to wait (429 on its last POST): no file is claimed until then.
         outcome.stopped_because = "backing_off"
         return outcome
@@ -89,14 +97,17 @@ def flush_route(
         if not (waiting >= size or force or age_seconds(oldest) >= rt.settings.max_wait_seconds):
             outcome.stopped_because = "waiting"
             return outcome
-        result = submit_batch(rt, route, min(waiting, size), outcome)
+        result = submit_batch(rt, route, min(waiting, size), outcome, state)
         if result != "submitted":
             outcome.stopped_because = result
             return outcome
 
 
-def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) -> str:
-    """One batch of up to ``size`` files: hold room at Extend, persist, claim, POST, record.
+def submit_batch(
+    rt: Runtime, route: Route, size: int, outcome: FlushOutcome, state: dict[str, Any] | None = None
+) -> str:
+    """One batch of up to ``size`` files: hold room at Extend, persist, claim, POST, record. ``state`` is
+    the route's State item as the flush read it.
 
     Returns "submitted", "no_room", "empty", "blocked", "throttled" or "unknown".
     """
@@ -111,6 +122,7 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         file_count=0,
     )
     sid = submission.submission_id
+    state = state if state is not None else {}
     if not admission.reserve(rt, route, sid, size):
         outcome.counts["no_room"] += 1
         return "no_room"  # the route is woken when a batch at Extend finishes
@@ -147,7 +159,8 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         return "unknown"
     except ExtendRetryableError as exc:
         _abandon(rt, sid, claimed, f"Extend asked to retry later: {exc}")
-        until = back_off_route(rt, route, exc.retry_after)
+        until = routehealth.back_off(rt, route, state, exc.retry_after)
+        state["backoffUntil"] = until
         outcome.counts["throttled"] += 1
         logger.warning(
             "Extend is throttling submissions; files stay queued",
@@ -156,7 +169,7 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         return "throttled"
     except (ExtendRejectedError, ExtendInputError) as exc:
         _abandon(rt, sid, claimed, f"Extend refused the batch: {exc}")
-        block_route(rt, route, exc)
+        block_route(rt, route, exc, state)
         outcome.counts["blocked"] += 1
         return "blocked"
     except Exception:
@@ -183,6 +196,7 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
     outcome.counts["files"] += len(claimed)
     logger.info("batch submitted", extra={**ids, "batchId": batch.id, "files": len(claimed)})
     resume_route(rt, route)
+    routehealth.accepted(rt, route, state)
     return "submitted"
 
 
@@ -298,24 +312,20 @@ def _abandon(rt: Runtime, submission_id: str, files: list[TrackedFile], note: st
     admission.release(rt, submission_id)
 
 
-# Extend throttled a route's POST and said nothing of how long: it waits this long before the next try.
-DEFAULT_BACKOFF_SECONDS = 60
-
-
-def back_off_route(rt: Runtime, route: Route, retry_after: float | None) -> str:
-    """Hold a route's submissions until Extend's ``Retry-After`` (or a minute) has passed; the time."""
-    until = iso(utc_now() + timedelta(seconds=retry_after or DEFAULT_BACKOFF_SECONDS))
-    rt.state.set_route_backoff(route.name, until)
-    return until
-
-
-def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) -> None:
-    """Files stay QUEUED; the route is marked blocked and an operator hears about it once."""
+def block_route(
+    rt: Runtime, route: Route, exc: ExtendError | ExtendInputError, state: dict[str, Any] | None = None
+) -> None:
+    """Files stay QUEUED; the route is marked blocked (probed from now on, see ``routehealth``) and an
+    operator hears about it once."""
     status = getattr(exc, "status_code", None)
     reason = "EXTEND_AUTH" if getattr(exc, "is_auth_problem", False) else "EXTEND_REJECTED"
     message = str(exc)
     logger.error("route blocked by Extend", extra={"route": route.name, "status": status, "error": message})
-    if rt.state.block_route(route.name, reason, message):
+    state = state if state is not None else {}
+    interval = routehealth.next_interval(rt, state.get("probeSeconds"))
+    probe_at = routehealth.later(interval)
+    state.update(blocked=True, probeAt=probe_at, probeSeconds=interval)
+    if rt.state.block_route(route.name, reason, message, probe_at, interval):
         hint = (
             "Check the Extend API key in Secrets Manager (and the workspace id)."
             if reason == "EXTEND_AUTH"
@@ -329,7 +339,9 @@ def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) 
                 "reason": reason,
                 "status": status,
                 "message": message,
-                "whatToDo": hint + " Files stay QUEUED and go out once a submission succeeds.",
+                "whatToDo": hint
+                + " Files stay QUEUED; batchdrop checks the route at growing intervals (1 to 30 minutes)"
+                " and sends them once Extend accepts it again.",
             },
             {
                 "eventType": "route.blocked",
@@ -342,7 +354,7 @@ def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) 
 
 def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:
     """Settle submissions a crash or an ambiguous POST left SUBMITTING/UNKNOWN (I3)."""
-    cutoff = iso(utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
+    cutoff = iso(timeutil.utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
     for submission in rt.batches.open_submissions(route.name, created_before=cutoff):
         if submission.state not in (BatchState.SUBMITTING, BatchState.UNKNOWN):
             continue

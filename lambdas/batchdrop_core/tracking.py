@@ -845,14 +845,20 @@ class StateStore:
         item = self.client.get_item(TableName=self.table, Key={"pk": serialize(f"ROUTE#{route}")}).get("Item")
         return from_item(item) if item else {}
 
-    def block_route(self, route: str, reason: str, message: str) -> bool:
-        """Mark a route blocked; True when this is news (it was not blocked for the same reason)."""
+    def _route_key(self, route: str) -> dict[str, Any]:
+        return {"pk": serialize(f"ROUTE#{route}")}
+
+    def block_route(self, route: str, reason: str, message: str, probe_at: str, probe_seconds: float) -> bool:
+        """Mark a route blocked, its first probe at ``probe_at``; True when this is news (it was not
+        blocked for the same reason). An old block is left as it is (its probe schedule runs on)."""
         update = (
             UpdateBuilder()
             .set("blocked", True)
             .set("blockedReason", reason)
             .set("blockedMessage", message)
             .set("blockedAt", now_iso())
+            .set("probeAt", probe_at)
+            .set("probeSeconds", probe_seconds)
         )
         update.value("sameReason", reason)
         update.value("yes", True)
@@ -860,21 +866,53 @@ class StateStore:
         return conditional_write(
             self.client.update_item,
             TableName=self.table,
-            Key={"pk": serialize(f"ROUTE#{route}")},
+            Key=self._route_key(route),
             **update.kwargs(condition),
         )
 
-    def set_route_backoff(self, route: str, until: str) -> None:
-        """No batch of the route is submitted before ``until`` (ISO time)."""
+    def claim_probe(
+        self, route: str, expected_at: str | None, next_at: str, interval: float, *, force: bool = False
+    ) -> bool:
+        """Move a blocked route's next probe to ``next_at`` (the probe about to go is this interval's):
+        conditional on the probe time read (``expected_at``), so one probe goes per interval."""
+        update = UpdateBuilder().set("probeAt", next_at).set("probeSeconds", interval)
+        update.name("blocked")
+        update.value("yes", True)
+        condition = "#blocked = :yes"
+        if not force:
+            if expected_at is None:
+                condition += " AND attribute_not_exists(#probeAt)"
+            else:
+                update.value("expectProbeAt", expected_at)
+                condition += " AND #probeAt = :expectProbeAt"
+        return conditional_write(
+            self.client.update_item,
+            TableName=self.table,
+            Key=self._route_key(route),
+            **update.kwargs(condition),
+        )
+
+    def set_route_backoff(self, route: str, until: str, interval: float) -> None:
+        """No batch of the route is submitted before ``until`` (ISO time); ``interval`` is the current
+        backoff interval (it doubles while Extend keeps throttling)."""
         self.client.update_item(
             TableName=self.table,
-            Key={"pk": serialize(f"ROUTE#{route}")},
-            **UpdateBuilder().set("backoffUntil", until).kwargs(),
+            Key=self._route_key(route),
+            **UpdateBuilder().set("backoffUntil", until).set("backoffSeconds", interval).kwargs(),
+        )
+
+    def reset_route_intervals(self, route: str) -> None:
+        """Extend accepted a batch: the next backoff or block starts from the first interval again."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._route_key(route),
+            **UpdateBuilder().remove("backoffSeconds").remove("probeSeconds").kwargs(),
         )
 
     def unblock_route(self, route: str) -> bool:
-        """Clear a block; True when the route was blocked."""
-        update = UpdateBuilder().set("blocked", False).set("unblockedAt", now_iso())
+        """Clear a block; True when the route was blocked. ``probeSeconds`` stays until a batch is
+        accepted, so a block that comes straight back (no credits) probes at the next interval."""
+        update = UpdateBuilder().set("blocked", False).set("unblockedAt", now_iso()).remove("probeAt")
         update.value("yes", True)
         return conditional_write(
             self.client.update_item,

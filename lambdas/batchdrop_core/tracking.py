@@ -401,6 +401,25 @@ class FileStore:
 
         return sum(self._parallel(release_one, files))
 
+    def reject_claimed(self, tracked: TrackedFile, submission_id: str, reason: str, message: str) -> bool:
+        """A claimed file that cannot go to Extend (Extend refused it as an input, or its object version
+        is gone) is REJECTED and leaves the submission; its batch-mates go on without it."""
+        at = now_iso()
+        update = (
+            UpdateBuilder()
+            .set("status", FileStatus.REJECTED)
+            .set("completedAt", at)
+            .set("failureReason", reason)
+            .set("failureMessage", message)
+            .set("problemRoute", tracked.route or UNROUTED)
+            .set("problemAt", at)
+            .remove("submissionId")
+        )
+        update.value("expectSubmission", submission_id)
+        update.value("expectSubmitted", FileStatus.SUBMITTED)
+        condition = "submissionId = :expectSubmission AND #status = :expectSubmitted"
+        return self._conditional_update(tracked.item_key(), update, condition)
+
     def ids_of_submission(self, submission_id: str) -> list[str]:
         """The file ids the bySubmission index lists for a submission (eventually consistent)."""
         items = query_all(

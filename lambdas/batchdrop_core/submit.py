@@ -45,6 +45,9 @@ INPUT_REFUSED_STATUSES = frozenset({400, 422})
 INPUT_PATH = re.compile(r"inputs\[(\d+)\]")
 # Refused POSTs one batch may spend finding its poison inputs (bisection of 1,000 takes 10).
 MAX_REFUSED_POSTS = 12
+# An ambiguous submission is abandoned only after this many searches that found none of its runs, each
+# at least orphanGraceSeconds after the one before (minutes apart by default).
+ORPHAN_SEARCHES = 2
 MAX_MESSAGE_CHARS = 1000  # Extend's messages as stored on a file and logged
 EXTEND_REFUSED_INPUT = "EXTEND_REFUSED_INPUT"
 OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
@@ -536,12 +539,18 @@ def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:
 
 
 def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: FlushOutcome) -> None:
+    """Adopt an ambiguous submission that Extend has; abandon it (its files go back to the queue) only
+    after ``ORPHAN_SEARCHES`` searches at least ``orphanGraceSeconds`` apart found nothing, since a batch
+    may show its runs late. A batch that turns up even later is a late duplicate (``collect``)."""
     sid = submission.submission_id
-    files = [f for f in rt.files.of_submission(sid) if f.status == FileStatus.SUBMITTED]
-    fresh = rt.batches.get(sid)
-    batch_id = fresh.batch_id if fresh else None
+    fresh = rt.batches.get(sid) or submission
+    batch_id = fresh.batch_id
     run_ids: dict[str, str] = {}
     if not batch_id:
+        last = fresh.orphan_searched_at
+        if last and timeutil.age_seconds(last) < rt.settings.orphan_grace_seconds:
+            outcome.counts["orphan_waiting"] += 1
+            return  # searched a moment ago: the next search waits, so the two are minutes apart
         run_ids = find_runs_of_submission(rt, route, submission)
     if batch_id or run_ids:
         # Extend has it: adopt the batch, never resend (I3).
@@ -556,7 +565,15 @@ def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: F
         outcome.counts["adopted"] += 1
         logger.info("ambiguous submission adopted", extra={"submissionId": sid, "runs": len(run_ids)})
         return
-    _abandon(rt, sid, files, "no run of this submission exists at Extend; files requeued")
+    searches = fresh.orphan_searches + 1
+    if searches < ORPHAN_SEARCHES:
+        rt.batches.record_orphan_search(sid, searches)
+        outcome.counts["orphan_searched"] += 1
+        logger.info("ambiguous submission not found at Extend yet", extra={"submissionId": sid})
+        return
+    files = [f for f in rt.files.of_submission(sid) if f.status == FileStatus.SUBMITTED]
+    note = f"no run of this submission found at Extend in {searches} searches; files requeued"
+    _abandon(rt, sid, files, note)
     outcome.counts["requeued_orphan"] += 1
     logger.info("ambiguous submission never reached Extend; files requeued", extra={"submissionId": sid})
 

@@ -622,6 +622,9 @@ class Submission:
     notified_at: str | None = None
     manifest_key: str | None = None
     url_expires_at: str | None = None  # when the presigned URLs of its files expire (url mode)
+    orphan_searches: int = 0  # searches of Extend's runs that found none (an ambiguous POST)
+    orphan_searched_at: str | None = None  # the last of them
+    late_batch_at: str | None = None  # an ABANDONED submission's batch turned up at Extend after all
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Submission:
@@ -646,6 +649,9 @@ class Submission:
             notified_at=values.get("notifiedAt"),
             manifest_key=values.get("manifestKey"),
             url_expires_at=values.get("urlExpiresAt"),
+            orphan_searches=values.get("orphanSearches", 0),
+            orphan_searched_at=values.get("orphanSearchedAt"),
+            late_batch_at=values.get("lateBatchAt"),
         )
 
 
@@ -737,6 +743,22 @@ class BatchStore:
         update = UpdateBuilder().set("batchId", batch_id)
         update.value("sameBatch", batch_id)
         return self.update(submission_id, update, "attribute_not_exists(batchId) OR batchId = :sameBatch")
+
+    def record_orphan_search(self, submission_id: str, searches: int) -> bool:
+        """An ambiguous submission was searched for at Extend and not found (yet)."""
+        update = UpdateBuilder().set("orphanSearches", searches).set("orphanSearchedAt", now_iso())
+        update.name("state")
+        update.value("submitting", BatchState.SUBMITTING)
+        update.value("unknown", BatchState.UNKNOWN)
+        return self.update(submission_id, update, "#state IN (:submitting, :unknown)")
+
+    def claim_late_batch(self, submission_id: str, batch_id: str) -> bool:
+        """An ABANDONED submission's batch turned up at Extend: True the first time it is seen (the
+        metric and the alert go out once)."""
+        update = UpdateBuilder().set("lateBatchAt", now_iso()).set("note", f"late duplicate batch {batch_id}")
+        update.name("state")
+        update.value("abandoned", BatchState.ABANDONED)
+        return self.update(submission_id, update, "#state = :abandoned AND attribute_not_exists(lateBatchAt)")
 
     def claim_notification(self, submission_id: str) -> str | None:
         """Take the right to announce a submission's outcome: the claim's timestamp, or None when another

@@ -253,10 +253,11 @@ def test_outcome_unknown_with_nothing_at_extend_resubmits_once(
     pipeline.submitter.drain()
     monkeypatch.undo()
 
-    # When it is resolved
-    time.sleep(1.1)
-    pipeline.schedule("sweep")
-    pipeline.pump()
+    # When it is resolved: two searches orphanGraceSeconds apart find nothing
+    for _ in range(2):
+        time.sleep(1.1)
+        pipeline.schedule("sweep")
+        pipeline.pump()
 
     # Then the files went out exactly once, in a new submission
     batches = sim_batches(extend_sim)

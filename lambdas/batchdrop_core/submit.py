@@ -167,9 +167,11 @@ def submit_batch(
     )
     built: dict[str, BatchInput] = {}  # file id -> input: an upload is not repeated for a second POST
     refusals = 0
+    url_expires_at: str | None = None
     while True:
         try:
-            inputs, url_expires_at = prepare_inputs(rt, route, sid, claimed, built, outcome)
+            inputs, expires_at = prepare_inputs(rt, route, sid, claimed, built, outcome)
+            url_expires_at = url_expires_at or expires_at  # the first URLs presigned expire first
             if any(f.file_id not in built for f in claimed) and refusals < MAX_REFUSED_POSTS:
                 # Files that cannot be inputs are out: top the batch up (and build the newcomers).
                 refusals += 1

@@ -15,7 +15,12 @@ from batchdrop_core.tracking import FileStatus
 from sandbox.aws import Deployment
 from sandbox.pipeline import LocalPipeline
 from tests.conftest import make_settings, sim_batches
-from tests.integration.test_accumulator import all_files, assert_each_file_in_exactly_one_batch, upload
+from tests.integration.test_accumulator import (
+    all_files,
+    all_submissions,
+    assert_each_file_in_exactly_one_batch,
+    upload,
+)
 
 
 @pytest.fixture
@@ -70,6 +75,9 @@ def test_an_input_extend_refuses_is_rejected_alone_and_its_batch_goes_full(
     batches = sim_batches(extend_sim)
     assert [b["runCount"] for b in batches] == [10]
     assert_each_file_in_exactly_one_batch(batches, [*files.values(), poison])
+    # And the batch sent again knows when its files' URLs expire (the first ones presigned)
+    (submitted,) = [s for s in all_submissions(pipeline) if s["state"] == "SUBMITTED"]
+    assert ("urlExpiresAt" in submitted) == (file_transfer == "url")
     # And the route was never blocked, and nothing failed into a DLQ
     assert not pipeline.runtime("submitter").state.route_state("invoices").get("blocked")
     assert pipeline.submitter.errors == 0

@@ -96,7 +96,7 @@ class FilesWrites:
 
     def __init__(self, table: str) -> None:
         self.table = table
-        self.times: list[float] = []
+        self.writes: list[tuple[float, str]] = []  # (time, operation)
         self._lock = threading.Lock()
         self._original: Any = None
 
@@ -111,7 +111,7 @@ class FilesWrites:
         def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
             if operation in counter.WRITES and counter._touches(params):
                 with counter._lock:
-                    counter.times.append(time.time())
+                    counter.writes.append((time.time(), operation))
             return original(client, operation, params)
 
         BaseClient._make_api_call = counted  # type: ignore[method-assign]
@@ -120,9 +120,10 @@ class FilesWrites:
         if self._original is not None:
             BaseClient._make_api_call = self._original  # type: ignore[method-assign]
 
-    def between(self, start: float, end: float) -> int:
+    def between(self, start: float, end: float) -> dict[str, int]:
+        """Writes in a window, by operation."""
         with self._lock:
-            return sum(1 for t in self.times if start <= t < end)
+            return dict(Counter(op for t, op in self.writes if start <= t < end))
 
 
 @dataclass
@@ -211,6 +212,18 @@ class Scenario:
     def tracked(self, keys: list[str]) -> bool:
         return "UNTRACKED" not in self.statuses(keys)
 
+    def _writes(self, start: float, end: float) -> dict[str, int]:
+        return self.writes.between(start, end) if self.writes else {}
+
+    def arrivals_drained(self) -> bool:
+        """No S3 notification waiting or in flight (a redelivered one would write again at intake)."""
+        sqs = self.sandbox.deployment.session.client("sqs")
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=self.sandbox.deployment.arrivals_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return not any(int(v) for v in attrs.values())
+
     def route_state(self, route: str) -> dict[str, Any]:
         return self.sandbox.pipeline.runtime("reconciler").state.route_state(route)
 
@@ -248,6 +261,7 @@ class Scenario:
         begin()
         keys = [k for route in routes for k in self.drop(route, self.options.batch_size)]
         self.wait(f"{name}: files tracked", lambda: self.tracked(keys))
+        self.wait(f"{name}: every notification read", self.arrivals_drained)
         self.wait(f"{name}: routes blocked", lambda: all(self.route_state(r).get("blocked") for r in routes))
         o.started = time.time()
         before = self.requests()
@@ -366,10 +380,9 @@ class Scenario:
                     "extendRequests": o.requests,
                     "probes": o.probes,
                     "probesAllowed": o.probes_allowed,
-                    "fileWritesAtOnset": self.writes.between(o.onset_started, o.started)
-                    if self.writes
-                    else None,
-                    "fileWrites": self.writes.between(o.started, o.ended) if self.writes else None,
+                    "fileWritesAtOnset": sum(self._writes(o.onset_started, o.started).values()),
+                    "fileWrites": sum(self._writes(o.started, o.ended).values()),
+                    "fileWritesByOperation": self._writes(o.started, o.ended),
                     "resumedAfterSeconds": round(o.resumed - o.ended, 1),
                 }
                 for o in self.outages
@@ -404,7 +417,10 @@ def check(result: dict[str, Any]) -> list[str]:
     problems = []
     for o in result["outages"]:
         if o["fileWrites"]:
-            problems.append(f"{o['name']}: {o['fileWrites']} Files writes while the routes were blocked")
+            problems.append(
+                f"{o['name']}: {o['fileWrites']} Files writes while the routes were blocked "
+                f"({o['fileWritesByOperation']})"
+            )
         for route, probes in o["probes"].items():
             if probes > o["probesAllowed"]:
                 problems.append(

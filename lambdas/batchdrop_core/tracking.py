@@ -772,6 +772,11 @@ class BatchStore:
         return finished[:limit]
 
 
+# What StateStore.event_state says of a webhook event id.
+EVENT_ACCEPTED = "accepted"  # enqueued: a later delivery is a duplicate
+EVENT_PENDING = "pending"  # claimed by a delivery that may still be enqueueing it
+
+
 class StateStore:
     """The State table: route health, webhook event dedupe and the deployment's Extend request budgets."""
 
@@ -779,20 +784,72 @@ class StateStore:
         self.client = client
         self.table = table_name
 
-    def claim_event(self, event_id: str, ttl_seconds: int = 7 * 24 * 3600) -> bool:
-        """True the first time an event id is seen (within its TTL)."""
+    # -- webhook event dedupe (batchdrop_core.webhook) ---------------------------------------------------
+    # One item per event id, ``WEBHOOK#<eventId>``. A delivery first takes a *pending* claim that expires
+    # after ``pending_seconds`` (longer than the webhook function can live) and carries a random token;
+    # only after the batch was enqueued is it confirmed (``acceptedAt``, kept ``ttl_seconds``). So a
+    # process that dies between the claim and the enqueue leaves a claim that expires, and Extend's retry
+    # goes through.
+    def claim_event(self, event_id: str, pending_seconds: int) -> str | None:
+        """A pending claim on an event id: its token, or None while the id is accepted or claimed by a
+        delivery that may still be alive (an unexpired pending claim)."""
         now = int(time.time())
-        return conditional_write(
+        token = secrets.token_hex(16)
+        claimed = conditional_write(
             self.client.put_item,
             TableName=self.table,
-            Item=to_item({"pk": f"WEBHOOK#{event_id}", "expiresAt": now + ttl_seconds, "seenAt": now_iso()}),
-            # TTL deletes lazily, so an expired item may still be there: treat it as absent.
+            Item=to_item(
+                {
+                    "pk": f"WEBHOOK#{event_id}",
+                    "claimToken": token,
+                    "expiresAt": now + pending_seconds,
+                    "claimedAt": now_iso(),
+                }
+            ),
+            # An expired claim is free: a pending one whose holder died, or an accepted one past its TTL
+            # (TTL deletes lazily, so it may still be there).
             ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
             ExpressionAttributeValues={":now": serialize(now)},
         )
+        return token if claimed else None
 
-    def release_event(self, event_id: str) -> None:
-        self.client.delete_item(TableName=self.table, Key={"pk": serialize(f"WEBHOOK#{event_id}")})
+    def confirm_event(self, event_id: str, token: str, ttl_seconds: int = 7 * 24 * 3600) -> bool:
+        """The event was enqueued: keep its id as a duplicate marker. False when the claim is no longer
+        ours (it expired and another delivery took it: that one enqueues too, which collection absorbs)."""
+        until = int(time.time()) + ttl_seconds
+        return conditional_write(
+            self.client.update_item,
+            TableName=self.table,
+            Key={"pk": serialize(f"WEBHOOK#{event_id}")},
+            UpdateExpression="SET expiresAt = :until, acceptedAt = :at REMOVE claimToken",
+            ConditionExpression="claimToken = :token",
+            ExpressionAttributeValues={
+                ":until": serialize(until),
+                ":at": serialize(now_iso()),
+                ":token": serialize(token),
+            },
+        )
+
+    def release_event(self, event_id: str, token: str) -> bool:
+        """Drop our pending claim (the enqueue failed), so Extend's retry is accepted at once; a claim
+        that is no longer ours is left alone."""
+        return conditional_write(
+            self.client.delete_item,
+            TableName=self.table,
+            Key={"pk": serialize(f"WEBHOOK#{event_id}")},
+            ConditionExpression="claimToken = :token",
+            ExpressionAttributeValues={":token": serialize(token)},
+        )
+
+    def event_state(self, event_id: str) -> str | None:
+        """``EVENT_ACCEPTED``, ``EVENT_PENDING`` (claimed, not expired, not confirmed) or None (free)."""
+        item = self.client.get_item(
+            TableName=self.table, Key={"pk": serialize(f"WEBHOOK#{event_id}")}, ConsistentRead=True
+        ).get("Item")
+        values = from_item(item) if item else {}
+        if not values or int(values.get("expiresAt", 0)) < int(time.time()):
+            return None
+        return EVENT_ACCEPTED if "acceptedAt" in values else EVENT_PENDING
 
     # -- request budgets (batchdrop_core.budget) ------------------------------------------------------
     def lease_slots(self, budget: str, duration_ms: int, now_ms: int) -> int:

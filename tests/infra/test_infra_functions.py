@@ -269,6 +269,21 @@ def test_function_environment_names_its_resources(synthesized, stateless_templat
         assert tokens[resource_of[variable]] in _flatten(env[variable]), variable
 
 
+def test_webhook_claims_outlive_the_function_and_its_enqueue_gives_up_inside_it(stateless_template):
+    # A pending claim must outlive the delivery that took it (or a retry could overlap a live one), and
+    # the quick enqueue must give up before the function is killed (or it dies holding the claim).
+    from batchdrop_core.runtime import QUICK_BOTO_CONFIG, QUICK_CALL_MAX_SECONDS
+    from batchdrop_core.webhook import CLAIM_PENDING_SECONDS
+
+    timeout = _function(stateless_template, "webhook")["Timeout"]
+    assert QUICK_CALL_MAX_SECONDS < timeout < CLAIM_PENDING_SECONDS
+    assert (
+        QUICK_BOTO_CONFIG.retries["total_max_attempts"]
+        * (QUICK_BOTO_CONFIG.connect_timeout + QUICK_BOTO_CONFIG.read_timeout)
+        < QUICK_CALL_MAX_SECONDS
+    )
+
+
 def test_secrets_reach_functions_only_by_arn(stateless_template):
     for name in HANDLERS:
         env = _function(stateless_template, name)["Environment"]["Variables"]

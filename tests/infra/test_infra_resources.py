@@ -313,6 +313,19 @@ def test_results_function_errors_alarm(synthesized, stateless_template):
     )
 
 
+def test_webhook_api_5xx_alarm(synthesized, stateless_template):
+    # The webhook answers its own failures with a 500 without failing the invocation, so only API
+    # Gateway's 5XXError sees them (and its own 502/504s): any one in 5 minutes raises the alarm.
+    api = synthesized.stateless.webhook_api.api
+    [alarm] = [a for a in _alarms(stateless_template) if a["MetricName"] == "5XXError"]
+    assert alarm["Namespace"] == "AWS/ApiGateway"
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert set(dimensions) == {"ApiName", "Stage"}
+    assert synthesized.logical_id(api.deployment_stage) in json.dumps(dimensions["Stage"])
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 300, 0)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
 def test_dashboard_shows_files_batches_queues_and_extend_errors(stateless_template):
     [dashboard] = _resources(stateless_template, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])

@@ -17,7 +17,7 @@ from sandbox import interrupt
 from sandbox.interrupt import Interrupted
 from sandbox.machine import machine
 
-METRICS = ("efficiency", "intake", "collection", "latency", "coldstart", "throughput", "cost")
+METRICS = ("efficiency", "intake", "collection", "latency", "coldstart", "throughput", "cost", "backfill")
 # Metrics 1, 6 and 7 come from one pipeline run (and metric 4 takes its "under load" figure from it).
 RUN_BY = {"throughput": "efficiency", "cost": "efficiency"}
 
@@ -146,6 +146,10 @@ def _run(args: argparse.Namespace) -> int:
         from bench import cost
 
         attempt("cost", "7. Cost model", lambda: cost.run(shared, sections))
+    if "backfill" in selected:
+        from bench import backfill
+
+        attempt("backfill", "8. Backfill at Extend's limits", lambda: backfill.run(args.quick))
 
     path = write(final=True)
     seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ running for the AWS CLI and ``batchdrop``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import sys
@@ -28,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from batchdrop_core.config import ConfigError, Settings
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.observability import SERVICE
 from batchdrop_core.timeutil import parse_iso
@@ -78,7 +80,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--extend-url", help="use a real Extend API instead of the simulator")
     parser.add_argument("--api-key", help="the Extend API key for --extend-url")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a batchdrop setting by its cdk.json name, e.g. --set maxBatchSize=200 --set "
+        "extendFilesPerMinute=80 (VALUE is JSON, or else a string; repeatable)",
+    )
+    parser.add_argument(
+        "--sim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an Extend simulator setting, e.g. --sim plan=payg --sim missing_retry_after_share=0.5 "
+        f"(one of: {', '.join(_simulator_settings())}; repeatable)",
+    )
     args = parser.parse_args(argv)
+    args.settings = _assignments(parser, "--set", args.set, _setting_names())
+    args.sim_settings = _assignments(parser, "--sim", args.sim, _simulator_settings())
+    if args.sim_settings and args.extend_url:
+        parser.error("--sim configures the Extend simulator: with --extend-url there is no simulator")
     if bool(args.extend_url) != bool(args.api_key):
         parser.error("--extend-url and --api-key go together")
     if args.endpoints and not args.keep:
@@ -89,23 +111,83 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.stall_timeout = STALL_TIMEOUT_REAL_EXTEND if args.extend_url else STALL_TIMEOUT
     if args.stall_timeout <= 0 or (args.timeout is not None and args.timeout <= 0):
         parser.error("--stall-timeout and --timeout must be positive")
+    _check(parser, args)
     return args
 
 
+def _setting_names() -> list[str]:
+    return [field.alias or name for name, field in Settings.model_fields.items()]
+
+
+def _simulator_settings() -> list[str]:
+    from sandbox.extend_sim import ExtendSimulator
+
+    return list(ExtendSimulator.SETTINGS)
+
+
+def _assignments(
+    parser: argparse.ArgumentParser, option: str, given: list[str], names: list[str]
+) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs as a dict; VALUE as JSON if it parses (numbers, true, lists …), else a string."""
+    values: dict[str, Any] = {}
+    for item in given:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            parser.error(f"{option} {item!r}: expected NAME=VALUE")
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(names)}"
+            parser.error(f"{option} {name}: no such setting{hint}")
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name] = raw
+    return values
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse bad values now, with the setting's own message, rather than after the sandbox started."""
+    options = options_for(args)
+    data = {"routes": options.routes, "extendBaseUrl": "http://127.0.0.1", **options.settings}
+    try:
+        Settings.parse(data, "--set")
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if args.sim_settings:
+        from sandbox.extend_sim import ExtendSimulator
+
+        try:
+            ExtendSimulator().configure(**dict(args.sim_settings))
+        except (TypeError, ValueError) as exc:
+            parser.error(f"--sim: {exc}")
+
+
+# The demo's simulated Extend has no plan limits (it processes and answers as fast as this machine allows),
+# and batchdrop's budgets are set to match: the demo shows the pipeline, not Extend's throughput. Run it
+# at Extend's pay-as-you-go limits with: --sim plan=payg --set extendFilesPerMinute=80 --set
+# readRateLimit=8 --set writeRateLimit=8.
+DEMO_SETTINGS: dict[str, Any] = {
+    "orphanGraceSeconds": 5,
+    "readRateLimit": 400,
+    "writeRateLimit": 400,
+    "extendFilesPerMinute": 100_000,
+}
+
+
 def options_for(args: argparse.Namespace) -> SandboxOptions:
-    # The simulator allows 50 reads/s (a Scale plan's budget is 25+); results collection uses 40 of them.
-    settings: dict[str, Any] = {"maxWaitSeconds": args.max_wait, "orphanGraceSeconds": 5, "readRateLimit": 40}
+    settings: dict[str, Any] = {**DEMO_SETTINGS, "maxWaitSeconds": args.max_wait}
     if args.extend_url:
         # A machine without a public address gets no webhooks: upload the bytes, and let the reconciler
         # poll batches after a minute.
         settings |= {"fileTransfer": "upload", "webhookGraceMinutes": 1}
     return SandboxOptions(
         routes=EXAMPLE_ROUTES,
-        settings=settings,
+        settings={**settings, **args.settings},
         extend_url=args.extend_url,
         api_key=args.api_key,
         reconcile_interval=15.0,
-        read_rps=50.0,
+        read_rps=0.0,
+        sim=args.sim_settings,
     )
 
 

@@ -43,6 +43,8 @@ class SandboxOptions:
     files_per_minute: float = 0.0  # simulator throughput (0 = immediate)
     read_rps: float = 25.0  # simulator read limit
     processing_delay: float = 0.0
+    # Any other simulator setting (sandbox.extend_sim.ExtendSimulator.SETTINGS), applied once it runs
+    sim: dict[str, Any] = field(default_factory=dict)
     sweep_interval: float = 2.0  # seconds between flush sweeps (every minute on AWS)
     reconcile_interval: float = 10.0  # seconds between reconciler runs (every 5 minutes on AWS)
     intake_pollers: int | None = None  # default: the mapping's maximum concurrency (as on AWS)
@@ -107,6 +109,8 @@ class Sandbox:
                 read_rps=opts.read_rps,
                 processing_delay=opts.processing_delay,
             ).start()
+            if opts.sim:
+                self.simulator.configure(**opts.sim)
             extend_url = self.simulator.base_url
         settings_data = {"routes": opts.routes, "extendBaseUrl": extend_url, **opts.settings}
         self.settings = Settings.parse(settings_data, "sandbox settings")

@@ -1452,6 +1452,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log", type=Path, help="where the pipeline's logs go (default: a temp file)")
     parser.add_argument("--short", action="store_true", help="the short run of make test (300 files)")
     parser.add_argument(
+        "--scenario",
+        choices=("all", "faults", "backfill"),
+        default="all",
+        help="faults: the fault-injection run; backfill: a drop many times the bound on files at Extend "
+        "at Extend's plan ratios (sandbox/backfill.py); all (default): both, one after the other",
+    )
+    parser.add_argument(
         "--no-doc",
         action="store_true",
         help="do not write the figures into docs/reliability.md (a long run does)",
@@ -1479,6 +1486,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote the figures of {args.doc_from} into {DOC}")
         return 0
     interrupt.install()  # Ctrl-C or SIGTERM stops the sandbox in order and says what was left
+    ok = True
+    if args.scenario in ("all", "faults") or args.short:
+        ok = run_faults(args)
+    if args.scenario in ("all", "backfill") and not args.short:
+        ok = run_backfill(args) and ok
+    return 0 if ok else 1
+
+
+def run_faults(args: argparse.Namespace) -> bool:
     if args.short:
         options = short_options(seed=args.seed, faults=not args.no_faults, log_path=args.log)
     else:
@@ -1495,7 +1511,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run(options)
     except Interrupted as stop:
         print(interrupt.summary(), flush=True)
-        return interrupt.finish(stop.exit_code)
+        raise SystemExit(interrupt.finish(stop.exit_code)) from None
     text = json.dumps(report, indent=2, default=str)
     if args.report:
         args.report.write_text(text + "\n")
@@ -1510,7 +1526,34 @@ def main(argv: list[str] | None = None) -> int:
         write_figures(report)  # violations included: the doc shows the last long run as it was
         print(f"figures written into {DOC}")
     print("PASS: every invariant held" if ok else "FAIL")
-    return 0 if ok else 1
+    return bool(ok)
+
+
+def run_backfill(args: argparse.Namespace) -> bool:
+    """The backfill scenario: a drop ten times the bound on files at Extend, at the plan's ratios."""
+    from sandbox import backfill
+
+    print("backfill: starting", flush=True)
+    log_path = args.log or Path(tempfile.mkstemp(prefix="batchdrop-backfill-", suffix=".log")[1])
+    terminal = sys.stdout  # LogCapture takes sys.stdout for the handlers' metric blobs
+    try:
+        with LogCapture(log_path):
+            result = backfill.run(
+                backfill.BackfillOptions(), progress=lambda m: print(m, file=terminal, flush=True)
+            )
+    except Interrupted as stop:
+        print(interrupt.summary(), flush=True)
+        raise SystemExit(interrupt.finish(stop.exit_code)) from None
+    problems = backfill.check(result)
+    print(json.dumps(result, indent=2, default=str))
+    if not args.no_doc:
+        backfill.write_figures(result, problems, DOC)
+        print(f"backfill figures written into {DOC}")
+    for problem in problems:
+        print(f"BACKFILL: {problem}")
+    print(f"logs: {log_path}")
+    print("PASS: the backfill held every check" if not problems else "FAIL: the backfill")
+    return not problems
 
 
 if __name__ == "__main__":

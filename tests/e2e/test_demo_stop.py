@@ -126,7 +126,9 @@ def test_sigterm_mid_run_stops_the_sandbox_in_order_and_says_what_was_left(tmp_p
     assert any(line.startswith("SIGTERM: stopping the sandbox") for line in demo.out), output
     summary = [line for line in demo.out if line.startswith("stopped: ")]
     assert len(summary) == 1, output
-    assert "tracked files" in summary[0] and "left in queues" in summary[0], summary[0]
+    # (on a busy machine intake may not have read a notification yet: then none is tracked)
+    said = summary[0]
+    assert ("tracked files" in said or "no files tracked" in said) and "left in queues" in said, said
     assert "abandoned" not in summary[0], summary[0]  # every invocation in hand ended within the grace
     # And nothing lost its AWS while at work: moto server stopped last, and is gone
     log = demo.log.read_text(encoding="utf-8")

@@ -34,6 +34,9 @@ from batchdrop_core.tables import (
     FILES_PROBLEMS_INDEX,
     FILES_QUEUED_INDEX,
     FILES_SUBMISSION_INDEX,
+    STATE_ROUTE_PREFIX,
+    STATE_WEBHOOK_PREFIX,
+    state_rate_key,
 )
 from batchdrop_core.timeutil import now_iso
 
@@ -772,6 +775,14 @@ class BatchStore:
         return finished[:limit]
 
 
+def _event_key(event_id: str) -> dict[str, Any]:
+    return {"pk": serialize(f"{STATE_WEBHOOK_PREFIX}{event_id}")}
+
+
+def _route_key(route: str) -> dict[str, Any]:
+    return {"pk": serialize(f"{STATE_ROUTE_PREFIX}{route}")}
+
+
 # What StateStore.event_state says of a webhook event id.
 EVENT_ACCEPTED = "accepted"  # enqueued: a later delivery is a duplicate
 EVENT_PENDING = "pending"  # claimed by a delivery that may still be enqueueing it
@@ -800,7 +811,7 @@ class StateStore:
             TableName=self.table,
             Item=to_item(
                 {
-                    "pk": f"WEBHOOK#{event_id}",
+                    "pk": f"{STATE_WEBHOOK_PREFIX}{event_id}",
                     "claimToken": token,
                     "expiresAt": now + pending_seconds,
                     "claimedAt": now_iso(),
@@ -820,7 +831,7 @@ class StateStore:
         return conditional_write(
             self.client.update_item,
             TableName=self.table,
-            Key={"pk": serialize(f"WEBHOOK#{event_id}")},
+            Key=_event_key(event_id),
             UpdateExpression="SET expiresAt = :until, acceptedAt = :at REMOVE claimToken",
             ConditionExpression="claimToken = :token",
             ExpressionAttributeValues={
@@ -836,16 +847,15 @@ class StateStore:
         return conditional_write(
             self.client.delete_item,
             TableName=self.table,
-            Key={"pk": serialize(f"WEBHOOK#{event_id}")},
+            Key=_event_key(event_id),
             ConditionExpression="claimToken = :token",
             ExpressionAttributeValues={":token": serialize(token)},
         )
 
     def event_state(self, event_id: str) -> str | None:
         """``EVENT_ACCEPTED``, ``EVENT_PENDING`` (claimed, not expired, not confirmed) or None (free)."""
-        item = self.client.get_item(
-            TableName=self.table, Key={"pk": serialize(f"WEBHOOK#{event_id}")}, ConsistentRead=True
-        ).get("Item")
+        key = _event_key(event_id)
+        item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         values = from_item(item) if item else {}
         if not values or int(values.get("expiresAt", 0)) < int(time.time()):
             return None
@@ -859,7 +869,7 @@ class StateStore:
         on by its duration, from where it is or from now, whichever is later. One conditional write, no
         read: the first form succeeds while the schedule runs ahead of now, the second once it has
         fallen behind; a race with another lease fails the condition and tries again."""
-        key = {"pk": serialize(f"RATE#{budget}")}
+        key = {"pk": serialize(state_rate_key(budget))}
         duration, now = serialize(duration_ms), serialize(now_ms)
         for _ in range(20):
             try:
@@ -892,14 +902,14 @@ class StateStore:
         conditional_write(
             self.client.update_item,
             TableName=self.table,
-            Key={"pk": serialize(f"RATE#{budget}")},
+            Key={"pk": serialize(state_rate_key(budget))},
             UpdateExpression="SET nextSlotMs = :until",
             ConditionExpression="attribute_not_exists(nextSlotMs) OR nextSlotMs < :until",
             ExpressionAttributeValues={":until": serialize(until_ms)},
         )
 
     def route_state(self, route: str) -> dict[str, Any]:
-        item = self.client.get_item(TableName=self.table, Key={"pk": serialize(f"ROUTE#{route}")}).get("Item")
+        item = self.client.get_item(TableName=self.table, Key=_route_key(route)).get("Item")
         return from_item(item) if item else {}
 
     def block_route(self, route: str, reason: str, message: str) -> bool:
@@ -917,7 +927,7 @@ class StateStore:
         return conditional_write(
             self.client.update_item,
             TableName=self.table,
-            Key={"pk": serialize(f"ROUTE#{route}")},
+            Key=_route_key(route),
             **update.kwargs(condition),
         )
 
@@ -925,7 +935,7 @@ class StateStore:
         """No batch of the route is submitted before ``until`` (ISO time)."""
         self.client.update_item(
             TableName=self.table,
-            Key={"pk": serialize(f"ROUTE#{route}")},
+            Key=_route_key(route),
             **UpdateBuilder().set("backoffUntil", until).kwargs(),
         )
 
@@ -936,6 +946,6 @@ class StateStore:
         return conditional_write(
             self.client.update_item,
             TableName=self.table,
-            Key={"pk": serialize(f"ROUTE#{route}")},
+            Key=_route_key(route),
             **update.kwargs("#blocked = :yes"),
         )

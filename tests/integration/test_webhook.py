@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from http import HTTPStatus
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +22,7 @@ from botocore.exceptions import ClientError
 from batchdrop_core import timeutil, tracking
 from batchdrop_core.extend.signing import signature_headers
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.tables import STATE_LEADING_KEYS
 from batchdrop_core.tracking import BatchState, BatchStore, FileStatus
 from batchdrop_core.webhook import CLAIM_PENDING_SECONDS
 from sandbox.apigw import ApiGatewayServer, proxy_event
@@ -310,6 +312,20 @@ def test_a_delivery_that_dies_between_claim_and_enqueue_does_not_swallow_the_ret
     assert queued_requests(env.deployment) == []
 
 
+def record_state_keys(pipeline: LocalPipeline, name: str) -> list[str]:
+    """The partition key of every State table request the function makes from now on."""
+    rt = pipeline.runtime(name)
+    keys: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == rt.resources.state_table:
+            key = params.get("Key") or params.get("Item") or {}
+            keys.append(key.get("pk", {}).get("S", "<no key>"))
+
+    rt.client("dynamodb").meta.events.register("provide-client-params.dynamodb.*", record)
+    return keys
+
+
 # -- webhooks driving collection ------------------------------------------------------------------------
 
 
@@ -322,6 +338,8 @@ def test_duplicate_and_reordered_webhooks_give_one_result_per_file_and_one_messa
     env.sim.faults.webhook_duplicate_rate = 1.0
     env.sim.faults.webhook_reorder = True
     upload(env.deployment, [f"invoices/dup-{i:03d}.pdf" for i in range(120)])
+
+    state_keys = {name: record_state_keys(pipeline, name) for name in ("webhook", "results")}
 
     # When the pipeline runs, then late duplicates come in (an SQS redelivery, a reconciler poll)
     pipeline.pump()
@@ -346,6 +364,12 @@ def test_duplicate_and_reordered_webhooks_give_one_result_per_file_and_one_messa
     assert [s["state"] for s in submissions(pipeline)] == [BatchState.COMPLETED] * 3
     messages = notifications(env.deployment, alerts)
     assert sorted(m["batchId"] for m, _ in messages) == sorted(b["id"] for b in batches)
+
+    # And the webhook and results functions touched only the State items their roles allow
+    # (dynamodb:LeadingKeys in stacks.functions; moto does not enforce IAM, so the code is checked here)
+    for name, keys in state_keys.items():
+        assert keys, name
+        assert all(any(fnmatchcase(k, p) for p in STATE_LEADING_KEYS[name]) for k in keys), (name, keys)
 
 
 def test_a_lost_webhook_is_completed_by_the_reconciler(

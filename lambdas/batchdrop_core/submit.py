@@ -26,6 +26,7 @@ from batchdrop_core.extend import (
     ExtendRetryableError,
 )
 from batchdrop_core.observability import logger
+from batchdrop_core.redact import redact
 from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.timeutil import age_seconds, iso, now_iso, parse_iso, utc_now
@@ -139,7 +140,7 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         )
     except ExtendOutcomeUnknownError as exc:
         # The batch may exist at Extend: never resend these files until Extend has been searched.
-        rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.UNKNOWN, note=str(exc)[:500])
+        rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.UNKNOWN, note=redact(exc, 500))
         outcome.counts["unknown"] += 1
         logger.warning(
             "batch POST outcome unknown; will resolve via run metadata", extra={**ids, "error": str(exc)}
@@ -292,9 +293,8 @@ class ObjectStream(io.RawIOBase):
 
 def _abandon(rt: Runtime, submission_id: str, files: list[TrackedFile], note: str) -> None:
     rt.files.release(files, submission_id)
-    rt.batches.transition(
-        submission_id, [BatchState.SUBMITTING, BatchState.UNKNOWN], BatchState.ABANDONED, note=note[:500]
-    )
+    from_states = [BatchState.SUBMITTING, BatchState.UNKNOWN]
+    rt.batches.transition(submission_id, from_states, BatchState.ABANDONED, note=redact(note, 500))
     admission.release(rt, submission_id)
 
 
@@ -313,7 +313,7 @@ def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) 
     """Files stay QUEUED; the route is marked blocked and an operator hears about it once."""
     status = getattr(exc, "status_code", None)
     reason = "EXTEND_AUTH" if getattr(exc, "is_auth_problem", False) else "EXTEND_REJECTED"
-    message = str(exc)
+    message = redact(exc)  # Extend's text: logged, stored on the route and mailed
     logger.error("route blocked by Extend", extra={"route": route.name, "status": status, "error": message})
     if rt.state.block_route(route.name, reason, message):
         hint = (

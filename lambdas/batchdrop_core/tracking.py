@@ -28,6 +28,7 @@ from batchdrop_core.dynamo import (
     serialize,
     to_item,
 )
+from batchdrop_core.redact import redact, redact_optional
 from batchdrop_core.tables import (
     BATCHES_BATCH_ID_INDEX,
     BATCHES_OPEN_INDEX,
@@ -443,8 +444,8 @@ class FileStore:
             .set("completedAt", at)
             .set("resultKey", result_key)
             .set("resultSummary", result_summary)
-            .set("failureReason", failure_reason)
-            .set("failureMessage", failure_message)
+            .set("failureReason", redact_optional(failure_reason))
+            .set("failureMessage", redact_optional(failure_message))
         )
         if batch_id:
             update.set("batchId", batch_id)
@@ -478,8 +479,8 @@ class FileStore:
             .remove("submissionId")
             .remove("problemRoute")
             .remove("problemAt")
-            .set("failureReason", reason)
-            .set("failureMessage", message)
+            .set("failureReason", redact(reason))
+            .set("failureMessage", redact_optional(message))
         )
         if not spent_attempt:
             update.add_number("attempts", -1)
@@ -707,7 +708,8 @@ class BatchStore:
         """Move a submission between states exactly once; terminal states leave the open index."""
         update = UpdateBuilder().set("state", to_state)
         for name, value in attributes.items():
-            update.set(name, value)
+            # A note may quote Extend: redacted like every stored message.
+            update.set(name, redact(value) if name == "note" and value is not None else value)
         if to_state in BatchState.TERMINAL:
             update.remove("openRoute")
         placeholders = []
@@ -918,7 +920,7 @@ class StateStore:
             UpdateBuilder()
             .set("blocked", True)
             .set("blockedReason", reason)
-            .set("blockedMessage", message)
+            .set("blockedMessage", redact(message))
             .set("blockedAt", now_iso())
         )
         update.value("sameReason", reason)

@@ -38,7 +38,9 @@ def presigned_url(signature_version: str = "s3v4") -> str:
 def assert_no_credentials(text: str) -> None:
     for secret in ("AKIATESTNOTAREALKEY00", "test-not-a-real-session-token", SIGNATURE):
         assert secret not in text
-    assert "Signature=" not in text or f"Signature={REDACTED}" in text
+    # what the logs' checks look for (sandbox.reliability, tests/e2e)
+    for marker in ("Signature=", "X-Amz-Signature", "X-Amz-Credential", "AWSAccessKeyId"):
+        assert marker.lower() not in text.lower()
 
 
 def test_a_presigned_url_keeps_its_address_and_loses_its_credentials() -> None:
@@ -49,8 +51,7 @@ def test_a_presigned_url_keeps_its_address_and_loses_its_credentials() -> None:
 
     address = url.split("?")[0]  # the endpoint depends on the environment (moto's in a full run)
     assert text.startswith(f"Failed to download file from {address}?") and address.endswith("/a%20b.pdf")
-    assert text.endswith(" 403 Forbidden")
-    assert "X-Amz-Algorithm=REDACTED" in text and "X-Amz-Signature=REDACTED" in text
+    assert text == f"Failed to download file from {address}?{REDACTED}: 403 Forbidden"
     assert_no_credentials(text)
     assert url.split("X-Amz-Signature=")[1].split("&")[0] not in text
 
@@ -61,7 +62,7 @@ def test_a_sigv2_presigned_url_loses_its_credentials_too() -> None:
 
     text = redact(f"could not fetch {url}")
 
-    assert "AWSAccessKeyId=REDACTED&Signature=REDACTED" in text and "Expires=" in text
+    assert text.startswith(f"could not fetch {url.split('?')[0]}?{REDACTED}&Expires=")
     assert_no_credentials(text)
     assert url.split("Signature=")[1].split("&")[0] not in text
 
@@ -85,6 +86,10 @@ def test_a_presigned_url_however_quoted_loses_its_credentials(quoted: Any, signa
 def test_other_query_parameters_and_plain_text_are_left_alone() -> None:
     text = "inputs[3].file.url: https://example.com/a.pdf?versionId=abc&x=1 is not reachable (HTTP 404)"
     assert redact(text) == text
+    assert redact("mySignature=abc, Signatures: 3") == "mySignature=abc, Signatures: 3"
+    assert (
+        redact("https://b/k.pdf?versionId=3&X-Amz-Signature=abc") == f"https://b/k.pdf?versionId=3&{REDACTED}"
+    )
 
 
 def test_a_bare_signature_value_is_removed() -> None:
@@ -100,7 +105,7 @@ def test_a_long_message_is_cut_to_about_a_kilobyte_and_marked() -> None:
 
 def test_none_and_non_strings() -> None:
     assert redact(None) == "" and redact_optional(None) is None
-    assert redact(ValueError("X-Amz-Signature=abc")) == f"X-Amz-Signature={REDACTED}"
+    assert redact(ValueError("X-Amz-Signature=abc")) == REDACTED
 
 
 @given(prefix=st.text(max_size=3000), suffix=st.text(max_size=3000))

@@ -69,6 +69,16 @@ def test_drop_and_results_buckets_are_versioned_and_access_logged(synthesized, s
         assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_bucket}
 
 
+def test_access_logs_are_versioned_and_expire(synthesized, stateful_template):
+    # A log overwritten or deleted stays as a noncurrent version for 30 days; logs go after 90 days
+    logs_bucket = synthesized.logical_id(synthesized.stateful.storage.access_logs_bucket)
+    props = stateful_template["Resources"][logs_bucket]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = props["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 90 and rule["Status"] == "Enabled"
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+
+
 def test_drop_bucket_notifies_arrivals_for_every_created_object(synthesized, stateful_template):
     arrivals = synthesized.logical_id(synthesized.stateful.ingress.arrivals.queue)
     [notifications] = _resources(stateful_template, "Custom::S3BucketNotifications").values()

@@ -17,7 +17,17 @@ from sandbox import interrupt
 from sandbox.interrupt import Interrupted
 from sandbox.machine import machine
 
-METRICS = ("efficiency", "intake", "collection", "latency", "coldstart", "throughput", "cost", "backfill")
+METRICS = (
+    "efficiency",
+    "intake",
+    "collection",
+    "latency",
+    "coldstart",
+    "throughput",
+    "cost",
+    "backfill",
+    "demo",
+)
 # Metrics 1, 6 and 7 come from one pipeline run (and metric 4 takes its "under load" figure from it).
 RUN_BY = {"throughput": "efficiency", "cost": "efficiency"}
 
@@ -107,6 +117,10 @@ def _run(args: argparse.Namespace) -> int:
         progress(f"{name}: done in {section.seconds:.0f}s")
         write(final=False)
 
+    if "demo" in selected:  # first: a user runs it on a machine that is doing nothing else
+        from bench import demo
+
+        attempt("demo", "9. The demo", lambda: demo.run(args.quick))
     if "intake" in selected:
         from bench import intake_cost
 

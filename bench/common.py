@@ -343,17 +343,6 @@ def capture_handler_output() -> None:
 # -- processes ---------------------------------------------------------------------------------------
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (moto server runs in its own)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
 def self_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -393,7 +382,7 @@ class Stack:
 
     @property
     def moto_cpu(self) -> float:
-        return process_cpu_seconds(self.moto._process.pid) if self.moto._process else float("nan")
+        return self.moto.cpu_seconds()
 
     def start_pipeline(self, *, intake_window: float, counter: RequestCounter | None = None) -> Any:
         from sandbox.pipeline import LocalPipeline

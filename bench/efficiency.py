@@ -34,7 +34,6 @@ from bench.common import (
     make_files,
     make_settings,
     percentile,
-    process_cpu_seconds,
     progress,
     stack_visibility,
     uploader,
@@ -197,11 +196,11 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
         alone.session.client("s3").put_bucket_notification_configuration(
             Bucket=alone.resources.drop_bucket, NotificationConfiguration={}
         )
-        cpu = process_cpu_seconds(moto._process.pid)
+        cpu = moto.cpu_seconds()
         started = time.perf_counter()
         alone_phases = _arrive(alone, files, pause)
         upload_alone = time.perf_counter() - started
-        upload_cpu = process_cpu_seconds(moto._process.pid) - cpu
+        upload_cpu = moto.cpu_seconds() - cpu
     finally:
         moto.stop()
 
@@ -252,8 +251,7 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
             naive_source.start(pollers=ESM_POLLERS)
             stats = sandbox.simulator.stats
             ddb = deployment.session.client("dynamodb")
-            moto_pid = sandbox.moto._process.pid
-            cpu = process_cpu_seconds(moto_pid)
+            cpu = sandbox.moto.cpu_seconds()
             started_at = datetime.now(UTC)
             started = time.perf_counter()
             phases = _arrive(deployment, files, pause)
@@ -284,7 +282,7 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
                     progress(f"  pipeline run: {done}/{total} terminal after {last_report - started:.0f}s")
                 time.sleep(2.0)
             elapsed = time.perf_counter() - started
-            e2e_cpu = process_cpu_seconds(moto_pid) - cpu
+            e2e_cpu = sandbox.moto.cpu_seconds() - cpu
             timeutil.utc_now = real_utc_now
             naive_source.stop()
             batches = httpx.get(f"{sandbox.simulator.base_url}/_sim/batches", timeout=120).json()["batches"]

@@ -22,6 +22,7 @@ import httpx
 
 from batchdrop_core.config import Resources, Settings
 from batchdrop_core.tables import ALL_TABLES
+from sandbox.machine import process_cpu_seconds
 
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto accepts any
@@ -65,6 +66,10 @@ class MotoServer:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds moto has used so far (its cost per file limits the sandbox's speed); NaN if stopped."""
+        return process_cpu_seconds(self._process.pid) if self._process else float("nan")
 
     def status_counts(self, table_name: str) -> dict[str, int]:
         """A table's items by their ``status`` (``sandbox.moto_server.status_counts``)."""

@@ -629,6 +629,7 @@ def summarize(sandbox: Sandbox, elapsed: float) -> dict[str, Any]:
         },
         "rejected": [{"key": k, "reason": r} for k, r in rejected],
         "notifications": _notifications(sandbox),
+        "motoCpuSeconds": round(sandbox.moto.cpu_seconds(), 1),
     }
 
 

@@ -50,3 +50,14 @@ def machine() -> dict[str, str]:
             f"{version('boto3')} / {version('moto')} / {version('aws-lambda-powertools')}"
         ),
     }
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (moto server runs in its own); NaN once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks

@@ -218,7 +218,9 @@ class Functions(Construct):
             resources += index_arns(table, spec)
         conditions = None
         if leading_keys:
-            # Item actions only carry a key; Query/Scan are never granted with this condition.
+            # A Scan has no leading key, and ForAllValues holds for an empty set: it would get through.
+            if "dynamodb:Scan" in actions:
+                raise ValueError("dynamodb:LeadingKeys cannot limit a Scan")
             conditions = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(leading_keys)}}
         fn.allow(actions, resources, conditions)
 

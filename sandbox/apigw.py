@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from base64 import b64decode, b64encode
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,6 +68,7 @@ class ApiGatewayServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_request_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.answers: Counter[int] = Counter()  # status codes answered (API Gateway's 4XXError/5XXError)
 
     @property
     def url(self) -> str:
@@ -133,6 +135,7 @@ def _make_request_handler(gateway: ApiGatewayServer) -> type[BaseHTTPRequestHand
             body = self.rfile.read(length)
             headers = {name: value for name, value in self.headers.items()}
             status, headers_out, data = gateway.invoke(self.command, self.path, headers, body)
+            gateway.answers[status] += 1
             try:
                 self._reply(status, headers_out, data)
             except (BrokenPipeError, ConnectionResetError):

@@ -1453,10 +1453,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--short", action="store_true", help="the short run of make test (300 files)")
     parser.add_argument(
         "--scenario",
-        choices=("all", "faults", "backfill"),
+        choices=("all", "faults", "backfill", "adversity"),
         default="all",
         help="faults: the fault-injection run; backfill: a drop many times the bound on files at Extend "
-        "at Extend's plan ratios (sandbox/backfill.py); all (default): both, one after the other",
+        "at Extend's plan ratios (sandbox/backfill.py); adversity: long outages, a poison input, foreign "
+        "and late batches (sandbox/adversity.py); all (default): the three, one after the other",
     )
     parser.add_argument(
         "--no-doc",
@@ -1491,6 +1492,8 @@ def main(argv: list[str] | None = None) -> int:
         ok = run_faults(args)
     if args.scenario in ("all", "backfill") and not args.short:
         ok = run_backfill(args) and ok
+    if args.scenario in ("all", "adversity") and not args.short:
+        ok = run_adversity(args) and ok
     return 0 if ok else 1
 
 
@@ -1527,6 +1530,33 @@ def run_faults(args: argparse.Namespace) -> bool:
         print(f"figures written into {DOC}")
     print("PASS: every invariant held" if ok else "FAIL")
     return bool(ok)
+
+
+def run_adversity(args: argparse.Namespace) -> bool:
+    """Long outages, a poison input, foreign and late batches (sandbox/adversity.py)."""
+    from sandbox import adversity
+
+    print("adversity: starting", flush=True)
+    log_path = args.log or Path(tempfile.mkstemp(prefix="batchdrop-adversity-", suffix=".log")[1])
+    terminal = sys.stdout  # LogCapture takes sys.stdout for the handlers' metric blobs
+    try:
+        with LogCapture(log_path) as logs:
+            result = adversity.run(
+                adversity.AdversityOptions(), lambda m: print(m, file=terminal, flush=True), logs.text
+            )
+    except Interrupted as stop:
+        print(interrupt.summary(), flush=True)
+        raise SystemExit(interrupt.finish(stop.exit_code)) from None
+    problems = adversity.check(result)
+    print(json.dumps(result, indent=2, default=str))
+    if not args.no_doc:
+        adversity.write_figures(result, problems, DOC)
+        print(f"adversity figures written into {DOC}")
+    for problem in problems:
+        print(f"ADVERSITY: {problem}")
+    print(f"logs: {log_path}")
+    print("PASS: the adversity run held every check" if not problems else "FAIL: the adversity run")
+    return not problems
 
 
 def run_backfill(args: argparse.Namespace) -> bool:

@@ -1,0 +1,505 @@
+"""The long-adversity scenario: outages that last, a poison input, batches that are not ours, a late batch.
+
+Scaled to fit a few minutes: the sweep runs every ``sweep_interval`` seconds (a minute on AWS) and a
+blocked route is probed first ``probe_seconds`` after its block, doubling up to ``probe_max_seconds``
+(60 s and 30 min on AWS). In order, on three routes with batches of ``batch_size``:
+
+1. warm-up: a full batch per route, processed;
+2. the API key revoked for ``key_outage_sweeps`` sweep intervals, with two full batches waiting;
+3. one route's processor refused for ``processor_outage_sweeps`` sweep intervals, with a batch waiting;
+4. a poison input (Extend refuses the batch naming it) among a full batch and one more file;
+5. an ambiguous POST (the response is lost) whose batch becomes visible at Extend only later;
+
+and, throughout, batches nobody here submitted, announced to the webhook like ours.
+
+Measured: Extend's requests by endpoint during each outage, the probes and how many the backoff allows,
+Files writes during each outage (after its onset: the first refused POST and the release of its files),
+the largest Files item, DLQ depths, the alarms the stack would have fired (judged on the run's own
+signals by ``sandbox.alarms``: expected and unexpected), and the files' outcomes. ``make reliability
+--scenario adversity`` runs it; ``check`` says what must hold.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+from botocore.client import BaseClient
+
+from batchdrop_core.dynamo import scan_all
+from batchdrop_core.tracking import FileStatus, with_derived_names
+from sandbox import alarms
+from sandbox.documents import document, invoice, packet
+from sandbox.local import Sandbox, SandboxOptions
+
+ROUTES = [
+    {"name": "invoices", "prefix": "invoices/", "type": "extract", "processorId": "ex_invoices_adversity"},
+    {"name": "documents", "prefix": "documents/", "type": "classify", "processorId": "cl_doctype_adversity"},
+    {"name": "packets", "prefix": "packets/", "type": "split", "processorId": "spl_packets_adversity"},
+]
+MAKERS = {"invoices": invoice, "documents": document, "packets": packet}
+PROBES = {
+    "invoices": "GET /extractors/{id}",
+    "documents": "GET /classifiers/{id}",
+    "packets": "GET /splitters/{id}",
+}
+POISON_MARK = "POISON"
+REVOKED_KEY = "sk_test_revoked_for_the_scenario"
+# Alarms an outage of this length is meant to raise; anything else that fires is unexpected.
+EXPECTED_ALARMS = {"LateDuplicateBatches"}
+
+
+@dataclass
+class AdversityOptions:
+    batch_size: int = 50
+    sweep_interval: float = 2.0
+    key_outage_sweeps: int = 60
+    processor_outage_sweeps: int = 30
+    probe_seconds: int = 2
+    probe_max_seconds: int = 30
+    foreign_every_seconds: float = 10.0
+    lost_batch_delay_seconds: float = 45.0
+    phase_timeout: float = 300.0
+
+
+def sandbox_options(options: AdversityOptions) -> SandboxOptions:
+    return SandboxOptions(
+        routes=ROUTES,
+        settings={
+            "maxBatchSize": options.batch_size,
+            "maxWaitSeconds": 3600,  # only full batches go out: a partial one would hide a refill's failure
+            "probeIntervalSeconds": options.probe_seconds,
+            "probeIntervalMaxSeconds": options.probe_max_seconds,
+            "orphanGraceSeconds": 10,
+            "webhookGraceMinutes": 1,
+        },
+        sweep_interval=options.sweep_interval,
+        reconcile_interval=options.sweep_interval * 5,
+        name_prefix="adversity",
+    )
+
+
+# -- what the scenario watches -------------------------------------------------------------------------
+
+
+class FilesWrites:
+    """Counts the requests that write the Files table, with their time (every handler runs in this process
+    and reaches DynamoDB through botocore: instrumentation, not a fault)."""
+
+    WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.times: list[float] = []
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    def _touches(self, params: dict[str, Any]) -> bool:
+        text = json.dumps(params, default=str)
+        return f'"{self.table}"' in text
+
+    def install(self) -> None:
+        original = self._original = BaseClient._make_api_call
+        counter = self
+
+        def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if operation in counter.WRITES and counter._touches(params):
+                with counter._lock:
+                    counter.times.append(time.time())
+            return original(client, operation, params)
+
+        BaseClient._make_api_call = counted  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+
+    def between(self, start: float, end: float) -> int:
+        with self._lock:
+            return sum(1 for t in self.times if start <= t < end)
+
+
+@dataclass
+class Outage:
+    name: str
+    routes: list[str]
+    onset_started: float = 0.0
+    started: float = 0.0  # every route of the outage held (blocked), every waiting file tracked
+    ended: float = 0.0
+    resumed: float = 0.0  # the outage's files all PROCESSED
+    requests: dict[str, int] = field(default_factory=dict)
+    onset_file_writes: int = 0
+    file_writes: int = 0
+    probes: dict[str, int] = field(default_factory=dict)
+    probes_allowed: int = 0
+
+
+def probes_allowed(seconds: float, first: float, cap: float) -> int:
+    """How many probes the backoff allows in a window: one at every interval boundary (first, doubling up
+    to cap), plus one for a window that starts between two boundaries."""
+    count, elapsed, interval = 1, 0.0, first
+    while elapsed + interval <= seconds:
+        elapsed += interval
+        count += 1
+        interval = min(interval * 2, cap)
+    return count
+
+
+class Scenario:
+    def __init__(self, options: AdversityOptions, say: Any, log_text: Any) -> None:
+        self.options = options
+        self.say = say
+        self.log_text = log_text  # the captured handler output (EMF metrics included)
+        self.sandbox = Sandbox(sandbox_options(options))
+        self.sim_url = ""
+        self.dlq_samples: dict[str, list[tuple[float, int]]] = {}
+        self.outages: list[Outage] = []
+        self.poison_key = ""
+        self.lost_batch_keys: list[str] = []
+        self._serial = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.foreign_batches = 0
+        self.writes: FilesWrites | None = None
+
+    # -- plumbing --
+    def sim(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = httpx.request(method, f"{self.sim_url}{path}", json=body, timeout=60)
+        return response.raise_for_status().json()
+
+    def drop(self, route: str, count: int, *, name_mark: str = "") -> list[str]:
+        s3 = self.sandbox.deployment.session.client("s3")
+        bucket = self.sandbox.deployment.resources.drop_bucket
+        keys = []
+        for _ in range(count):
+            self._serial += 1
+            sample = MAKERS[route](random.Random(self._serial), self._serial)
+            key = sample.key if not name_mark else sample.key.replace(".", f"-{name_mark}.", 1)
+            s3.put_object(Bucket=bucket, Key=key, Body=sample.body)
+            keys.append(key)
+        return keys
+
+    def files(self) -> list[dict[str, Any]]:
+        ddb = self.sandbox.deployment.session.client("dynamodb")
+        table = self.sandbox.deployment.resources.files_table
+        return [with_derived_names(v) for v in scan_all(ddb, TableName=table)]
+
+    def by_key(self) -> dict[str, dict[str, Any]]:
+        return {f["key"]: f for f in self.files()}
+
+    def wait(self, what: str, ready: Any, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or self.options.phase_timeout)
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"adversity: timed out waiting for {what}")
+
+    def statuses(self, keys: list[str]) -> Counter[str]:
+        files = self.by_key()
+        return Counter(files[k]["status"] if k in files else "UNTRACKED" for k in keys)
+
+    def all_processed(self, keys: list[str]) -> bool:
+        return self.statuses(keys)[FileStatus.PROCESSED] == len(keys)
+
+    def tracked(self, keys: list[str]) -> bool:
+        return "UNTRACKED" not in self.statuses(keys)
+
+    def route_state(self, route: str) -> dict[str, Any]:
+        return self.sandbox.pipeline.runtime("reconciler").state.route_state(route)
+
+    def requests(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for template, outcomes in self.sim("GET", "/_sim/stats")["requests"].items():
+            if not template.split(" ", 1)[1].startswith("/_sim"):
+                totals[template] = sum(outcomes.values())
+        return totals
+
+    def _background(self) -> None:
+        """Foreign batches every few seconds; DLQ depths every second."""
+        sqs = self.sandbox.deployment.session.client("sqs")
+        next_foreign = time.monotonic()
+        while not self._stop.wait(1.0):
+            for name, url in self.sandbox.deployment.dlq_urls.items():
+                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                depth = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+                self.dlq_samples.setdefault(name.capitalize(), []).append((time.time(), depth))
+            if time.monotonic() >= next_foreign:
+                next_foreign += self.options.foreign_every_seconds
+                kind = ("extract", "classify", "split")[self.foreign_batches % 3]
+                self.sim("POST", "/_sim/foreign_batches", {"type": kind, "batches": 1, "runs": 3})
+                self.foreign_batches += 1
+
+    # -- phases --
+    def warm_up(self) -> None:
+        keys = [k for route in MAKERS for k in self.drop(route, self.options.batch_size)]
+        self.wait("the warm-up batches", lambda: self.all_processed(keys))
+        self.say(f"adversity: warm-up done ({len(keys)} files processed)")
+
+    def outage(self, name: str, routes: list[str], sweeps: int, begin: Any, end: Any) -> Outage:
+        o = Outage(name, routes)
+        o.onset_started = time.time()
+        begin()
+        keys = [k for route in routes for k in self.drop(route, self.options.batch_size)]
+        self.wait(f"{name}: files tracked", lambda: self.tracked(keys))
+        self.wait(f"{name}: routes blocked", lambda: all(self.route_state(r).get("blocked") for r in routes))
+        o.started = time.time()
+        before = self.requests()
+        self.say(f"adversity: {name}: every route blocked; holding for {sweeps} sweep intervals")
+        time.sleep(sweeps * self.options.sweep_interval)
+        after = self.requests()
+        o.ended = time.time()
+        end()
+        o.requests = {t: n - before.get(t, 0) for t, n in after.items() if n - before.get(t, 0)}
+        o.probes = {r: o.requests.get(PROBES[r], 0) for r in routes}
+        o.probes_allowed = probes_allowed(
+            o.ended - o.started, self.options.probe_seconds, self.options.probe_max_seconds
+        )
+        self.wait(f"{name}: the waiting files processed after it", lambda: self.all_processed(keys))
+        o.resumed = time.time()
+        self.say(f"adversity: {name}: over; its files processed {o.resumed - o.ended:.0f} s later")
+        self.outages.append(o)
+        return o
+
+    def poison(self) -> dict[str, Any]:
+        self.sim("POST", "/_sim/faults", {"refuse_file_names": POISON_MARK})
+        [self.poison_key] = self.drop("invoices", 1, name_mark=POISON_MARK)
+        mates = self.drop("invoices", self.options.batch_size)
+        self.wait("the poison file's batch-mates", lambda: self.all_processed(mates))
+        self.wait("the poison file's outcome", lambda: self.statuses([self.poison_key])[FileStatus.REJECTED])
+        self.sim("POST", "/_sim/faults", {"refuse_file_names": ""})
+        self.say("adversity: poison input isolated")
+        return {"mates": mates}
+
+    def late_batch(self) -> None:
+        delay = self.options.lost_batch_delay_seconds
+        self.sim("POST", "/_sim/faults", {"lose_post_response": 1, "lost_batch_delay_seconds": delay})
+        self.lost_batch_keys = self.drop("packets", self.options.batch_size)
+        self.wait(
+            "the late batch's files", lambda: self.all_processed(self.lost_batch_keys), timeout=delay + 600
+        )
+        self.say("adversity: the batch whose POST response was lost is done")
+
+    # -- the run --
+    def run(self) -> dict[str, Any]:
+        sandbox = self.sandbox.start()
+        self.sim_url = sandbox.simulator.base_url
+        self.writes = FilesWrites(sandbox.deployment.resources.files_table)
+        self.writes.install()
+        started = time.time()
+        background = threading.Thread(target=self._background, name="adversity", daemon=True)
+        background.start()
+        try:
+            self.warm_up()
+            self.outage(
+                "key revoked",
+                list(MAKERS),
+                self.options.key_outage_sweeps,
+                lambda: self.sim("POST", "/_sim/config", {"api_key": REVOKED_KEY}),
+                lambda: self.sim("POST", "/_sim/config", {"api_key": None}),
+            )
+            refused = ROUTES[1]["processorId"]
+            self.outage(
+                "processor refused",
+                ["documents"],
+                self.options.processor_outage_sweeps,
+                lambda: self.sim("POST", "/_sim/config", {"refused_processors": [refused]}),
+                lambda: self.sim("POST", "/_sim/config", {"refused_processors": []}),
+            )
+            poison = self.poison()
+            self.late_batch()
+            time.sleep(self.options.sweep_interval * 3)  # the last webhooks and foreign batches settle
+            return self.report(started, poison)
+        finally:
+            self._stop.set()
+            background.join(timeout=10)
+            self.writes.uninstall()
+            sandbox.stop()
+
+    def report(self, started: float, poison: dict[str, Any]) -> dict[str, Any]:
+        files = self.files()
+        pipeline = self.sandbox.pipeline
+        signals = alarms.Signals(
+            custom=alarms.emf_points(self.log_text()),
+            dlq_depths=self.dlq_samples,
+            function_errors={
+                "Intake": pipeline.intake.errors,
+                "Submitter": pipeline.submitter.errors,
+                "Results": pipeline.results.errors if pipeline.results else 0,
+                "Webhook": self.sandbox.webhook_server.answers.get(502, 0),
+            },
+            api_5xx=sum(n for status, n in self.sandbox.webhook_server.answers.items() if status >= 500),
+        )
+        fired = alarms.evaluate(alarms.synthesized_alarms(), signals)
+        poison_file = next((f for f in files if f["key"] == self.poison_key), {})
+        by_key = {f["key"]: f for f in files}
+        mates = [by_key[k] for k in poison["mates"] if k in by_key]
+        ddb = self.sandbox.deployment.session.client("dynamodb")
+        batches = {
+            b["submissionId"]: b
+            for b in scan_all(ddb, TableName=self.sandbox.deployment.resources.batches_table)
+        }
+        mates_batch_sizes = sorted(
+            {int(batches[m["submissionId"]]["fileCount"]) for m in mates if m.get("submissionId") in batches}
+        )
+        results = self.sandbox.deployment.session.client("s3").list_objects_v2(
+            Bucket=self.sandbox.deployment.resources.results_bucket, Prefix="results/"
+        )
+        return {
+            "options": asdict(self.options),
+            "durationSeconds": round(time.time() - started, 1),
+            "files": len(files),
+            "byStatus": dict(Counter(f["status"] for f in files)),
+            "largestFilesItemBytes": max(len(json.dumps(f, default=str)) for f in files),
+            "outages": [
+                {
+                    "name": o.name,
+                    "routes": o.routes,
+                    "seconds": round(o.ended - o.started, 1),
+                    "sweepIntervals": round((o.ended - o.started) / self.options.sweep_interval),
+                    "extendRequests": o.requests,
+                    "probes": o.probes,
+                    "probesAllowed": o.probes_allowed,
+                    "fileWritesAtOnset": self.writes.between(o.onset_started, o.started)
+                    if self.writes
+                    else None,
+                    "fileWrites": self.writes.between(o.started, o.ended) if self.writes else None,
+                    "resumedAfterSeconds": round(o.resumed - o.ended, 1),
+                }
+                for o in self.outages
+            ],
+            "poison": {
+                "key": self.poison_key,
+                "status": poison_file.get("status"),
+                "reason": poison_file.get("failureReason"),
+                "message": poison_file.get("failureMessage"),
+                "mates": len(mates),
+                "matesProcessed": sum(1 for m in mates if m["status"] == FileStatus.PROCESSED),
+                "matesBatchSizes": mates_batch_sizes,
+            },
+            "lateBatch": {
+                "files": len(self.lost_batch_keys),
+                "statuses": dict(self.statuses(self.lost_batch_keys)),
+                "submissions": dict(Counter(b["state"] for b in batches.values() if b["route"] == "packets")),
+            },
+            "largestAttempts": max(int(f.get("attempts", 0)) for f in files),
+            "foreignBatchesSent": self.foreign_batches,
+            "resultObjects": results.get("KeyCount", 0),
+            "dlqMax": {
+                name: max((d for _, d in samples), default=0) for name, samples in self.dlq_samples.items()
+            },
+            "alarmsFired": [f.describe() for f in fired],
+            "unexpectedAlarms": [f.describe() for f in fired if f.alarm not in EXPECTED_ALARMS],
+        }
+
+
+def check(result: dict[str, Any]) -> list[str]:
+    """What the scenario must show; each failure as a sentence (empty: all held)."""
+    problems = []
+    for o in result["outages"]:
+        if o["fileWrites"]:
+            problems.append(f"{o['name']}: {o['fileWrites']} Files writes while the routes were blocked")
+        for route, probes in o["probes"].items():
+            if probes > o["probesAllowed"]:
+                problems.append(
+                    f"{o['name']}: route {route} probed {probes} times in {o['seconds']} s "
+                    f"(the backoff allows {o['probesAllowed']})"
+                )
+            if probes == 0:
+                problems.append(f"{o['name']}: route {route} was never probed in {o['seconds']} s")
+        posts = sum(
+            n for t, n in o["extendRequests"].items() if t.startswith("POST ") and t.endswith("/batch")
+        )
+        if posts:
+            problems.append(f"{o['name']}: {posts} batch POSTs while the routes were blocked")
+    poison = result["poison"]
+    if poison["status"] != FileStatus.REJECTED or not poison["message"]:
+        problems.append(f"the poison file is {poison['status']} ({poison['reason']}: {poison['message']!r})")
+    if poison["matesProcessed"] != poison["mates"]:
+        problems.append(
+            f"{poison['matesProcessed']} of the poison file's {poison['mates']} batch-mates processed"
+        )
+    if poison["matesBatchSizes"] != [result["options"]["batch_size"]]:
+        problems.append(
+            f"the batch-mates went out in batches of {poison['matesBatchSizes']}, not one full batch"
+        )
+    others = {s: n for s, n in result["byStatus"].items() if s != FileStatus.PROCESSED}
+    if others != {FileStatus.REJECTED: 1}:
+        problems.append(f"besides the poison file, not every file was PROCESSED: {result['byStatus']}")
+    if result["largestAttempts"] > 1:
+        problems.append(
+            f"a file used {result['largestAttempts']} attempts (an outage must not cost attempts)"
+        )
+    if any(result["dlqMax"].values()):
+        problems.append(f"messages reached a DLQ: {result['dlqMax']}")
+    if result["unexpectedAlarms"]:
+        problems.append(f"unexpected alarms: {result['unexpectedAlarms']}")
+    return problems
+
+
+FIGURES_START = "<!-- adversity:start (written by `make reliability` from its adversity run; do not edit) -->"
+FIGURES_END = "<!-- adversity:end -->"
+
+
+def render(result: dict[str, Any], problems: list[str]) -> str:
+    o = result["options"]
+    lines = [
+        FIGURES_START,
+        "",
+        f"Sweep every {o['sweep_interval']:g} s, probes from {o['probe_seconds']} s doubling to "
+        f"{o['probe_max_seconds']} s, batches of {o['batch_size']}; {result['files']} files, "
+        f"{result['foreignBatchesSent']} foreign batches sent during the run, "
+        f"{result['durationSeconds']} s.",
+        "",
+        "| outage | sweep intervals | Extend requests during it | probes (allowed) "
+        "| Files writes: onset / during | files processed after it |",
+        "|---|---|---|---|---|---|",
+    ]
+    for out in result["outages"]:
+        requests = ", ".join(f"{t} {n}" for t, n in sorted(out["extendRequests"].items())) or "none"
+        probes = ", ".join(f"{r} {n}" for r, n in out["probes"].items())
+        lines.append(
+            f"| {out['name']} | {out['sweepIntervals']} | {requests} "
+            f"| {probes} ({out['probesAllowed']} each) "
+            f"| {out['fileWritesAtOnset']} / {out['fileWrites']} | {out['resumedAfterSeconds']} s |"
+        )
+    p = result["poison"]
+    lines += [
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| files by status | {', '.join(f'{s} {n}' for s, n in result['byStatus'].items())} |",
+        f"| poison file | {p['status']} `{p['reason']}`: {p['message']} |",
+        f"| its batch-mates | {p['matesProcessed']} of {p['mates']} PROCESSED, "
+        f"batch sizes {p['matesBatchSizes']} |",
+        f"| late batch (POST response lost) | {result['lateBatch']['statuses']}, submissions "
+        f"{result['lateBatch']['submissions']} |",
+        f"| largest Files item | {result['largestFilesItemBytes']:,} bytes |",
+        f"| largest attempts of a file | {result['largestAttempts']} |",
+        f"| DLQ messages (most at once) | {result['dlqMax']} |",
+        f"| alarms fired | {', '.join(result['alarmsFired']) or 'none'} |",
+        "",
+        f"Result: {'every check held' if not problems else '; '.join(problems)}.",
+        "",
+        FIGURES_END,
+    ]
+    return "\n".join(lines)
+
+
+def write_figures(result: dict[str, Any], problems: list[str], doc: Any) -> None:
+    text = doc.read_text(encoding="utf-8")
+    if FIGURES_START not in text or FIGURES_END not in text:
+        raise SystemExit(f"{doc} has no adversity section ({FIGURES_START!r} … {FIGURES_END!r})")
+    before, rest = text.split(FIGURES_START, 1)
+    after = rest.split(FIGURES_END, 1)[1]
+    doc.write_text(before + render(result, problems) + after, encoding="utf-8")
+
+
+def run(options: AdversityOptions, say: Any, log_text: Any) -> dict[str, Any]:
+    return Scenario(options, say, log_text).run()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import uuid
 from collections import Counter
@@ -448,8 +449,9 @@ def settle_failure(
     failed with a valid URL, is FAILED with Extend's reason and message."""
     settings = rt.settings
     sid = submission.submission_id
+    expired = url_had_expired(submission, reason, failed_at, message)  # on Extend's whole text
     message = redact_optional(message)  # Extend's text, stored and published below
-    if url_had_expired(submission, reason, failed_at):
+    if expired:
         expiries = sum(1 for h in tracked.history if h.get("reason") == URL_EXPIRED)
         if expiries < MAX_URL_EXPIRIES:
             note = f"the presigned URL had expired when Extend fetched the file ({reason}: {message})"
@@ -486,12 +488,24 @@ URL_EXPIRED = "URL_EXPIRED"  # our reason: the URL we handed Extend had expired 
 # A file whose URLs keep expiring is FAILED URL_EXPIRED after this many free rounds (the bound on files at
 # Extend is meant to prevent it: repeated expiries say the bound is set too high for the plan).
 MAX_URL_EXPIRIES = 3
+# What a download refused for its URL looks like in Extend's message (S3: 403 "Request has expired",
+# AccessDenied, ExpiredToken).
+EXPIRED_URL_MESSAGE = re.compile(r"expired|\b403\b|access ?denied|forbidden", re.IGNORECASE)
 
 
-def url_had_expired(submission: Submission, reason: str, failed_at: str | None) -> bool:
-    """Whether a download failure happened after the submission's presigned URLs expired (run times are
-    Extend's, URL expiry ours: a clock skew of seconds only matters for a run that failed at the edge)."""
-    if reason not in DOWNLOAD_FAILURES or not submission.url_expires_at:
+def url_had_expired(
+    submission: Submission, reason: str, failed_at: str | None, message: str | None = None
+) -> bool:
+    """Whether a download failure was the URL's fault: it happened after the submission's presigned URLs
+    expired (run times are Extend's, URL expiry ours: a clock skew of seconds only matters for a run that
+    failed at the edge), or Extend says the download was refused as expired or forbidden. A URL can die
+    before ``urlExpiresAt``: one presigned with temporary credentials (a Lambda role's) ends when they
+    do, and S3 then answers 403 to a URL whose signature is otherwise good."""
+    if reason not in DOWNLOAD_FAILURES:
+        return False
+    if message and EXPIRED_URL_MESSAGE.search(message):
+        return True
+    if not submission.url_expires_at:
         return False
     when = parse_iso(failed_at) if failed_at else timeutil.utc_now()
     return when >= parse_iso(submission.url_expires_at)

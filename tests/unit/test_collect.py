@@ -162,6 +162,42 @@ def test_an_expired_url_is_ours_and_uses_no_attempt(
         assert fields["failure_reason"] == recorded_reason and fields["failure_message"]
 
 
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # S3 refused a URL that died before urlExpiresAt (signed with temporary credentials that ended)
+        ("Could not download file: HTTP 403 (the presigned URL has expired)", "requeue"),
+        ("Failed to fetch file: AccessDenied", "requeue"),
+        ("Download failed: Request has expired", "requeue"),
+        # A valid URL and a file Extend could not read: Extend's reason, not retried
+        ("Could not download file: HTTP 404", "record"),
+        ("Could not download file: connection reset", "record"),
+    ],
+)
+def test_a_download_refused_as_expired_is_ours_even_before_urlExpiresAt(message: str, expected: str) -> None:
+    rt = FakeRuntime(maxAttempts=3)
+    outcome = CollectOutcome()
+    batch = submission(url_expires_at="2026-11-28T11:00:00Z")
+
+    settle_failure(
+        rt,
+        batch,
+        tracked(attempts=1),
+        "exr_1",
+        "FAILED_TO_PROCESS_FILE",
+        message,
+        outcome,
+        failed_at="2026-11-28T10:05:00Z",
+    )
+
+    ((call, fields),) = rt.files.calls
+    assert call == expected
+    if expected == "requeue":
+        assert (fields["reason"], fields["spentAttempt"]) == ("URL_EXPIRED", False)
+    else:
+        assert fields["failure_reason"] == "FAILED_TO_PROCESS_FILE"
+
+
 def test_the_batch_message_names_its_outcome_in_attributes_and_caps_failed_files() -> None:
     rt = FakeRuntime()
     done = submission(

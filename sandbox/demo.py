@@ -168,6 +168,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 # readRateLimit=8 --set writeRateLimit=8.
 DEMO_SETTINGS: dict[str, Any] = {
     "orphanGraceSeconds": 5,
+    "probeIntervalSeconds": 5,  # a blocked route is probed (and a throttled one waits) on the demo's clock
+    "probeIntervalMaxSeconds": 60,
     "readRateLimit": 400,
     "writeRateLimit": 400,
     "extendFilesPerMinute": 100_000,

@@ -604,6 +604,9 @@ def sandbox_options(options: RunOptions) -> SandboxOptions:
             "maxBatchSize": options.batch_size,
             "maxWaitSeconds": options.max_wait,
             "orphanGraceSeconds": 3,
+            # Probes and backoffs scaled as the sweep is (every few seconds here, a minute on AWS).
+            "probeIntervalSeconds": 3,
+            "probeIntervalMaxSeconds": 30,
             "webhookGraceMinutes": 1,
             "readRateLimit": options.read_rate,
             "maxFileSizeBytes": MAX_FILE_SIZE,

@@ -95,6 +95,14 @@ class Monitoring(Construct):
             custom_metric(MetricName.WEBHOOKS_REJECTED),
             threshold=constants.WEBHOOKS_REJECTED_THRESHOLD,
         )
+        self._alarm(
+            "LateDuplicateBatches",
+            "A batch of a submission batchdrop had abandoned (an ambiguous POST not found at Extend) "
+            "turned up later: Extend processed those files twice. Results are kept, each file recorded "
+            "once; see the batch.duplicate alert",
+            custom_metric(MetricName.LATE_DUPLICATE_BATCHES),
+            threshold=0,
+        )
 
     def _build_function_alarms(self, functions: Mapping[str, PipelineFunction]) -> None:
         # Handlers report per-record failures without raising; an error here is a crash or a timeout.
@@ -163,7 +171,12 @@ class Monitoring(Construct):
             graph(
                 "Batches",
                 [
-                    *counts(MetricName.BATCHES_SUBMITTED, MetricName.BATCHES_COMPLETED),
+                    *counts(
+                        MetricName.BATCHES_SUBMITTED,
+                        MetricName.BATCHES_COMPLETED,
+                        MetricName.FOREIGN_BATCHES,
+                        MetricName.LATE_DUPLICATE_BATCHES,
+                    ),
                     custom_metric(MetricName.OVERDUE_BATCHES, "Maximum"),
                 ],
             ),

@@ -74,7 +74,8 @@ class RetryLater(Exception):
 
 @dataclass
 class CollectOutcome:
-    result: str = ""  # completed | continued | already_done | busy | deferred | not_ours
+    # completed | continued | already_done | busy | deferred | not_ours | late_duplicate
+    result: str = ""
     submission_id: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
     requeued_routes: set[str] = field(default_factory=set)
@@ -130,8 +131,12 @@ def _collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float
     try:
         # Read under the lease: a worker that held it before may have finished the batch meanwhile.
         submission = rt.batches.get(sid) or submission
-        done_before = submission.state in BatchState.TERMINAL
-        finished = done_before or _collect_submission(rt, submission, time_left, outcome)
+        late = submission.state == BatchState.ABANDONED and bool(submission.batch_id)
+        done_before = submission.state in BatchState.TERMINAL and not late
+        if late:
+            finished = collect_late_batch(rt, submission, time_left, outcome)
+        else:
+            finished = done_before or _collect_submission(rt, submission, time_left, outcome)
     finally:
         rt.batches.release_collection(sid, owner)
     for route in sorted(outcome.requeued_routes):
@@ -142,7 +147,7 @@ def _collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float
         outcome.result = "already_done"
         return outcome
     if finished:
-        outcome.result = "completed"
+        outcome.result = "late_duplicate" if late else "completed"
         return outcome
     # Released first, so the continuation can take the lease at once.
     step = int(request.get("continuation") or 0) + 1
@@ -186,7 +191,9 @@ def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
         sid = next((s for r in page.data if (s := r.batchdrop_metadata.get("submissionId"))), None)
         submission = rt.batches.get(sid) if sid else None
         if submission is None:
-            logger.info("batch is not batchdrop's; dropped", extra={"batchId": batch_id})
+            # Another tool's batch in the workspace (the webhook hears of every batch): acknowledged and
+            # counted (ForeignBatches), never retried into the DLQ.
+            logger.info("batch is not batchdrop's; acknowledged", extra={"batchId": batch_id})
             return None
         if not rt.batches.link_batch_id(sid, batch_id):
             logger.error(
@@ -198,6 +205,19 @@ def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
         submission.batch_id = batch_id
         logger.info("batch linked to its submission via run metadata", extra={"submissionId": sid})
         return submission
+    # No run of any type batchdrop submits: if Extend shows the batch finished, its runs are of another
+    # kind (another tool's), and they will never be listed here; if not, it may still be on its way.
+    try:
+        batch = rt.extend.get_batch_run(batch_id)
+    except ExtendRejectedError as exc:
+        if exc.status_code != 404:
+            raise
+        raise RetryLater(f"batch {batch_id} is not visible at Extend yet") from exc
+    if batch.status in TERMINAL_BATCH_STATUSES:
+        logger.info(
+            "finished batch without runs of batchdrop's types; acknowledged", extra={"batchId": batch_id}
+        )
+        return None
     raise RetryLater(f"no run of batch {batch_id} is listed yet")
 
 
@@ -297,6 +317,67 @@ def _collect_submission(
     finish_submission(rt, submission, batch_status, file_ids, runs_by_file)
     outcome.add("completed")
     return True
+
+
+def collect_late_batch(
+    rt: Runtime, submission: Submission, time_left: Callable[[], float], outcome: CollectOutcome
+) -> bool:
+    """A batch of an ABANDONED submission turned up after all (its ambiguous POST had reached Extend, and
+    the searches missed it): a duplicate submission, whose results are kept rather than thrown away.
+
+    Its files went back to the queue when it was abandoned. A file still QUEUED is taken back into this
+    submission and its result recorded (PROCESSED runs only: a failed one goes round the normal way); a
+    file already in a newer submission, or settled, is left alone, so each file is recorded once (I4).
+    The duplicate is counted (``LateDuplicateBatches``, alarmed) and announced once."""
+    from batchdrop_core.tracking import QueuedEntry
+
+    sid = submission.submission_id
+    batch_status, runs = finished_runs(rt, submission)
+    if rt.batches.claim_late_batch(sid, submission.batch_id or ""):
+        outcome.add("late_duplicate")
+        logger.error(
+            "a batch of an abandoned submission turned up at Extend: a duplicate submission",
+            extra={"submissionId": sid, "batchId": submission.batch_id, "runs": len(runs)},
+        )
+        rt.notify(
+            f"batchdrop: duplicate batch on route {submission.route}",
+            {
+                "eventType": "batch.duplicate",
+                "route": submission.route,
+                "submissionId": sid,
+                "batchId": submission.batch_id,
+                "runs": len(runs),
+                "whatToDo": "Extend processed these files twice (credits spent twice); each file's result "
+                "is recorded once. Frequent duplicates mean POST responses are being lost.",
+            },
+            {
+                "eventType": "batch.duplicate",
+                "route": submission.route,
+                "processorType": submission.processor_type,
+            },
+        )
+    processed = {
+        ids["fileId"]: run
+        for run in runs
+        if (ids := run.batchdrop_metadata).get("submissionId") == sid
+        and ids.get("fileId")
+        and run.status == RunStatus.PROCESSED
+    }
+    files = rt.files.batch_get_ids(processed)
+    queued = [f for f in files.values() if f.status == FileStatus.QUEUED and f.queued_at]
+    entries = [QueuedEntry(f.file_key, f.version_id, f.queued_at or "") for f in queued]
+    taken = {f.file_id: f for f in rt.files.claim(entries, sid)}
+    # Files this submission took back on an earlier try that stopped short.
+    taken.update(
+        {i: f for i, f in files.items() if f.status == FileStatus.SUBMITTED and f.submission_id == sid}
+    )
+    outcome.add("late_skipped", len(processed) - len(taken))
+    pairs = [(tracked, processed[file_id]) for file_id, tracked in taken.items()]
+    logger.info(
+        "late duplicate batch collected",
+        extra={"submissionId": sid, "batchStatus": batch_status, "recorded": len(pairs)},
+    )
+    return fetch_processed_runs(rt, submission, pairs, time_left, outcome)
 
 
 def fetch_processed_runs(

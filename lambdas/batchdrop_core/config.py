@@ -115,6 +115,10 @@ class Settings(_Model, RouteLookup):
     # An ambiguous submission is searched for at Extend only after this long, so that a batch Extend did
     # accept has had time to list its runs.
     orphan_grace_seconds: int = Field(default=120, ge=0, le=3600, alias="orphanGraceSeconds")
+    # A blocked route is probed, and a throttled route backs off, at this interval first, doubling up to
+    # the maximum (the sandbox shortens both, as it shortens the sweep's minute).
+    probe_interval_seconds: int = Field(default=60, ge=1, le=3600, alias="probeIntervalSeconds")
+    probe_interval_max_seconds: int = Field(default=1800, ge=1, le=86400, alias="probeIntervalMaxSeconds")
 
     @field_validator("extend_base_url")
     @classmethod
@@ -144,6 +148,15 @@ class Settings(_Model, RouteLookup):
                         f"routes {a.name!r} ({a.prefix!r}) and {b.name!r} ({b.prefix!r}) have overlapping "
                         "prefixes; give each route its own folder"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _probe_intervals_grow(self) -> Settings:
+        if self.probe_interval_max_seconds < self.probe_interval_seconds:
+            raise ValueError(
+                f"probeIntervalMaxSeconds ({self.probe_interval_max_seconds}) must be at least "
+                f"probeIntervalSeconds ({self.probe_interval_seconds})"
+            )
         return self
 
     @model_validator(mode="after")

@@ -29,6 +29,10 @@ class MetricName:
     OLDEST_QUEUED_AGE = "OldestQueuedAgeSeconds"
     OVERDUE_BATCHES = "OverdueBatches"
     STUCK_FILES = "StuckFiles"
+    # A batch event for a batch that is not batchdrop's (another tool in the workspace): counted, dropped.
+    FOREIGN_BATCHES = "ForeignBatches"
+    # A batch of a submission batchdrop had abandoned turned up at Extend: a duplicate submission (alarm).
+    LATE_DUPLICATE_BATCHES = "LateDuplicateBatches"
 
 
 logger = Logger(service=SERVICE)

@@ -100,6 +100,8 @@ class RunSettings(RouteLookup):
     file_sla_minutes: int
     queued_index_shards: int
     orphan_grace_seconds: int
+    probe_interval_seconds: int
+    probe_interval_max_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RunSettings:

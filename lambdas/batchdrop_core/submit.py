@@ -10,13 +10,16 @@ from __future__ import annotations
 import io
 import mimetypes
 import posixpath
+import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from batchdrop_core import admission
+from botocore.exceptions import ClientError
+
+from batchdrop_core import admission, routehealth, timeutil
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
     ExtendError,
@@ -37,6 +40,18 @@ if TYPE_CHECKING:
 
 # Runs created this long before a submission's record cannot belong to it (clock skew allowance).
 SEARCH_SKEW = timedelta(minutes=5)
+# A 400/422 may be about one input (Extend names it: "…; Path: inputs[3].file.url"); 401/402/403 (key,
+# credits) and 404 (processor) are about the route.
+INPUT_REFUSED_STATUSES = frozenset({400, 422})
+INPUT_PATH = re.compile(r"inputs\[(\d+)\]")
+# Refused POSTs one batch may spend finding its poison inputs (bisection of 1,000 takes 10).
+MAX_REFUSED_POSTS = 12
+# An ambiguous submission is abandoned only after this many searches that found none of its runs, each
+# at least orphanGraceSeconds after the one before (minutes apart by default).
+ORPHAN_SEARCHES = 2
+EXTEND_REFUSED_INPUT = "EXTEND_REFUSED_INPUT"
+OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
+MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404"})
 
 
 @dataclass
@@ -44,6 +59,8 @@ class FlushOutcome:
     submitted: list[Submission] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     stopped_because: str = ""
+    settled: set[str] = field(default_factory=set)  # files rejected while their batch was cut
+    suspects: set[str] = field(default_factory=set)  # files refused alone before any batch went through
 
 
 def flush_route(
@@ -53,6 +70,15 @@ def flush_route(
     outcome = FlushOutcome()
     route = rt.settings.route(route_name)
     time_left = time_left or (lambda: 600.0)
+    # A blocked route costs one read here until its probe is due: no claim, no POST, no Files write.
+    state = rt.state.route_state(route.name)
+    if routehealth.held(state) == "blocked":
+        if not routehealth.probe(rt, route, state):
+            outcome.stopped_because = "blocked"
+            return outcome
+        outcome.counts["probe_succeeded"] += 1
+        resume_route(rt, route)
+        state["blocked"] = False
     try:
         resolve_orphans(rt, route, outcome)
     except ExtendRetryableError as exc:
@@ -65,14 +91,13 @@ def flush_route(
         return outcome
     except ExtendRejectedError as exc:
         # A revoked key (or a processor gone) refuses these reads as it would refuse the POST.
-        block_route(rt, route, exc)
+        block_route(rt, route, exc, state)
         outcome.counts["blocked"] += 1
         outcome.stopped_because = "blocked"
         return outcome
     if outcome.counts["adopted"] or outcome.counts["requeued_orphan"]:
         resume_route(rt, route)  # Extend answered the searches
-    backoff_until = rt.state.route_state(route.name).get("backoffUntil")
-    if backoff_until and age_seconds(backoff_until) < 0:
+    if routehealth.held(state) == "backing_off":
         # Extend asked this route to wait (429 on its last POST): no file is claimed until then.
         outcome.stopped_because = "backing_off"
         return outcome
@@ -90,16 +115,21 @@ def flush_route(
         if not (waiting >= size or force or age_seconds(oldest) >= rt.settings.max_wait_seconds):
             outcome.stopped_because = "waiting"
             return outcome
-        result = submit_batch(rt, route, min(waiting, size), outcome)
+        result = submit_batch(rt, route, min(waiting, size), outcome, state)
+        if result == "suspect":
+            continue  # a batch without the suspect file says whether it or the route is at fault
         if result != "submitted":
             outcome.stopped_because = result
             return outcome
 
 
-def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) -> str:
-    """One batch of up to ``size`` files: hold room at Extend, persist, claim, POST, record.
+def submit_batch(
+    rt: Runtime, route: Route, size: int, outcome: FlushOutcome, state: dict[str, Any] | None = None
+) -> str:
+    """One batch of up to ``size`` files: hold room at Extend, persist, claim, POST, record. ``state`` is
+    the route's State item as the flush read it.
 
-    Returns "submitted", "no_room", "empty", "blocked", "throttled" or "unknown".
+    Returns "submitted", "no_room", "empty", "blocked", "throttled", "unknown", "suspect" or "give_up".
     """
     submission = Submission(
         submission_id=new_submission_id(),
@@ -112,12 +142,13 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         file_count=0,
     )
     sid = submission.submission_id
+    state = state if state is not None else {}
     if not admission.reserve(rt, route, sid, size):
         outcome.counts["no_room"] += 1
         return "no_room"  # the route is woken when a batch at Extend finishes
     # I3: the submission exists before any file points at it, and before Extend hears of it.
     rt.batches.create(submission)
-    claimed = claim_files(rt, route, sid, size)
+    claimed = claim_files(rt, route, sid, size, exclude=outcome.suspects if not outcome.submitted else ())
     rt.batches.update(sid, UpdateBuilder().set("fileCount", len(claimed)))
     if not claimed:
         rt.batches.transition(
@@ -126,45 +157,79 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
         admission.release(rt, sid)
         return "empty"
     admission.shrink(rt, sid, size, len(claimed))
+    held = len(claimed)  # room held at Extend: a batch that loses a poison input is topped up to it
     ids = {"route": route.name, "submissionId": sid}
     # The API models (pydantic) load with the first batch: most flush requests find none due.
     from batchdrop_core.extend import ProcessorRef
 
-    try:
-        inputs, url_expires_at = build_inputs(rt, route, sid, claimed)
-        batch = rt.extend.create_batch(
-            route.type,
-            ProcessorRef(id=route.processor_id, version=route.version, override_config=route.override_config),
-            inputs,
-            priority=route.priority,
-        )
-    except ExtendOutcomeUnknownError as exc:
-        # The batch may exist at Extend: never resend these files until Extend has been searched.
-        rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.UNKNOWN, note=redact(exc, 500))
-        outcome.counts["unknown"] += 1
-        logger.warning(
-            "batch POST outcome unknown; will resolve via run metadata", extra={**ids, "error": str(exc)}
-        )
-        return "unknown"
-    except ExtendRetryableError as exc:
-        _abandon(rt, sid, claimed, f"Extend asked to retry later: {exc}")
-        until = back_off_route(rt, route, exc.retry_after)
-        outcome.counts["throttled"] += 1
-        logger.warning(
-            "Extend is throttling submissions; files stay queued",
-            extra={**ids, "error": str(exc), "backoffUntil": until},
-        )
-        return "throttled"
-    except (ExtendRejectedError, ExtendInputError) as exc:
-        _abandon(rt, sid, claimed, f"Extend refused the batch: {exc}")
-        block_route(rt, route, exc)
-        outcome.counts["blocked"] += 1
-        return "blocked"
-    except Exception:
-        # Anything else (S3, DynamoDB) happened before the POST could have been sent.
-        _abandon(rt, sid, claimed, "submission failed before reaching Extend")
-        raise
+    processor = ProcessorRef(
+        id=route.processor_id, version=route.version, override_config=route.override_config
+    )
+    built: dict[str, BatchInput] = {}  # file id -> input: an upload is not repeated for a second POST
+    refusals = 0
+    url_expires_at: str | None = None
+    while True:
+        try:
+            inputs, expires_at = prepare_inputs(rt, route, sid, claimed, built, outcome)
+            url_expires_at = url_expires_at or expires_at  # the first URLs presigned expire first
+            if any(f.file_id not in built for f in claimed) and refusals < MAX_REFUSED_POSTS:
+                # Files that cannot be inputs are out: top the batch up (and build the newcomers).
+                refusals += 1
+                claimed = [f for f in claimed if f.file_id in built]
+                exclude = outcome.settled | outcome.suspects
+                claimed += claim_files(rt, route, sid, held - len(claimed), exclude=exclude)
+                continue
+            claimed = [f for f in claimed if f.file_id in built]
+            if not claimed:
+                rt.batches.transition(
+                    sid, [BatchState.SUBMITTING], BatchState.ABANDONED, note="every file was refused"
+                )
+                admission.release(rt, sid)
+                return "empty"
+            batch = rt.extend.create_batch(route.type, processor, inputs, priority=route.priority)
+        except ExtendOutcomeUnknownError as exc:
+            # The batch may exist at Extend: never resend these files until Extend has been searched.
+            rt.batches.update(sid, UpdateBuilder().set("fileCount", len(claimed)))
+            rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.UNKNOWN, note=redact(exc, 500))
+            outcome.counts["unknown"] += 1
+            logger.warning(
+                "batch POST outcome unknown; will resolve via run metadata", extra={**ids, "error": str(exc)}
+            )
+            return "unknown"
+        except ExtendRetryableError as exc:
+            _abandon(rt, sid, claimed, f"Extend asked to retry later: {exc}")
+            until = routehealth.back_off(rt, route, state, exc.retry_after)
+            state["backoffUntil"] = until
+            outcome.counts["throttled"] += 1
+            logger.warning(
+                "Extend is throttling submissions; files stay queued",
+                extra={**ids, "error": str(exc), "backoffUntil": until},
+            )
+            return "throttled"
+        except (ExtendRejectedError, ExtendInputError) as exc:
+            refusals += 1
+            verdict, claimed = isolate_poison(rt, sid, claimed, exc, outcome, refusals)
+            if verdict == "route":
+                _abandon(rt, sid, claimed, f"Extend refused the batch: {exc}")
+                block_route(rt, route, exc, state)
+                outcome.counts["blocked"] += 1
+                return "blocked"
+            if verdict in ("suspect", "give_up"):
+                _abandon(rt, sid, claimed, f"Extend refused the batch: {exc}")
+                return verdict
+            if verdict == "poison":
+                # The rest goes as a full batch: top it up from the queue to the room held.
+                exclude = outcome.settled | outcome.suspects
+                claimed += claim_files(rt, route, sid, held - len(claimed), exclude=exclude)
+            continue
+        except Exception:
+            # Anything else (S3, DynamoDB) happened before the POST could have been sent.
+            _abandon(rt, sid, claimed, "submission failed before reaching Extend")
+            raise
+        break
 
+    if len(claimed) < held:
+        admission.shrink(rt, sid, held, len(claimed))
     rt.batches.link_batch_id(sid, batch.id)
     # The submission records what its files share (batch, time, URL expiry): no write per file (readers
     # join a file to its submission through submissionId).
@@ -184,7 +249,100 @@ def submit_batch(rt: Runtime, route: Route, size: int, outcome: FlushOutcome) ->
     outcome.counts["files"] += len(claimed)
     logger.info("batch submitted", extra={**ids, "batchId": batch.id, "files": len(claimed)})
     resume_route(rt, route)
+    routehealth.accepted(rt, route, state)
     return "submitted"
+
+
+def prepare_inputs(
+    rt: Runtime,
+    route: Route,
+    sid: str,
+    files: list[TrackedFile],
+    built: dict[str, BatchInput],
+    outcome: FlushOutcome,
+) -> tuple[list[BatchInput], str | None]:
+    """The inputs of ``files``, built once each (an upload is not repeated for a second POST); a file
+    that cannot be an input is REJECTED with the reason, and left out."""
+    todo = [f for f in files if f.file_id not in built]
+    url_expires_at = None
+    if todo:
+        inputs, url_expires_at = build_inputs(rt, route, sid, todo)
+        for tracked, item in zip(todo, inputs, strict=True):
+            if isinstance(item, RefusedInput):
+                reject_inputs(rt, sid, [tracked], item.reason, item.message, outcome)
+            else:
+                built[tracked.file_id] = item
+    return [built[f.file_id] for f in files if f.file_id in built], url_expires_at
+
+
+def reject_inputs(
+    rt: Runtime,
+    sid: str,
+    files: list[TrackedFile],
+    reason: str,
+    message: str,
+    outcome: FlushOutcome,
+) -> None:
+    """These files, and not their batch-mates, are over: REJECTED with the reason and Extend's message."""
+    text = redact(message)  # Extend's message as stored and logged: no presigned URL, about 1 KB
+    for tracked in files:
+        if rt.files.reject_claimed(tracked, sid, reason, text):
+            outcome.counts["rejected"] += 1
+        outcome.settled.add(tracked.file_id)
+        logger.warning(
+            "input refused; the file is rejected, its batch goes on",
+            extra={"submissionId": sid, "fileId": tracked.file_id, "reason": reason, "error": text},
+        )
+
+
+def isolate_poison(
+    rt: Runtime,
+    sid: str,
+    files: list[TrackedFile],
+    exc: ExtendError | ExtendInputError,
+    outcome: FlushOutcome,
+    refusals: int,
+) -> tuple[str, list[TrackedFile]]:
+    """Extend refused a batch POST: whose fault is it? Returns (verdict, the files to POST next).
+
+    "route": Extend refused the route itself (key, credits, processor, a field that is not an input):
+    the caller blocks it. "poison": the inputs Extend named are REJECTED, the rest go on. "bisect": the
+    refusal named no input; the second half goes back to the queue (in its place) and the first half is
+    sent alone. "suspect": one file was refused alone before any batch of the route went through in this
+    flush, so the route itself may be at fault: the file waits, and a batch without it decides (a second
+    such file: the route). "give_up": too many refused POSTs for one batch; the files wait in the queue.
+    """
+    status = getattr(exc, "status_code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, ExtendInputError) or status not in INPUT_REFUSED_STATUSES:
+        return "route", files
+    named = sorted({int(i) for i in INPUT_PATH.findall(message)})
+    if not named and "Path: " in message:
+        return "route", files  # a field of the request that is not an input: the route's own settings
+    if refusals > MAX_REFUSED_POSTS:
+        _release(rt, sid, files)
+        return "give_up", []
+    if named:
+        poison = [files[i] for i in named if i < len(files)]
+        if not poison:
+            return "route", files
+        reject_inputs(rt, sid, poison, EXTEND_REFUSED_INPUT, message, outcome)
+        return "poison", [f for f in files if f.file_id not in outcome.settled]
+    if len(files) > 1:
+        half = len(files) // 2
+        _release(rt, sid, files[half:])
+        outcome.counts["bisections"] += 1
+        return "bisect", files[:half]
+    if outcome.submitted:  # a batch of this route went through: the file alone is at fault
+        reject_inputs(rt, sid, files, EXTEND_REFUSED_INPUT, message, outcome)
+        return "poison", []
+    outcome.suspects.add(files[0].file_id)
+    return ("route" if len(outcome.suspects) > 1 else "suspect"), files
+
+
+def _release(rt: Runtime, sid: str, files: list[TrackedFile]) -> None:
+    if files:
+        rt.files.release(files, sid)
 
 
 def resume_route(rt: Runtime, route: Route) -> None:
@@ -197,14 +355,18 @@ def resume_route(rt: Runtime, route: Route) -> None:
         )
 
 
-def claim_files(rt: Runtime, route: Route, submission_id: str, size: int) -> list[TrackedFile]:
-    """Claim the oldest ``size`` QUEUED files of a route for a submission.
+def claim_files(
+    rt: Runtime, route: Route, submission_id: str, size: int, exclude: Iterable[str] = ()
+) -> list[TrackedFile]:
+    """Claim the oldest ``size`` QUEUED files of a route for a submission (not those in ``exclude``).
 
     The queued index is eventually consistent: it may still list files another batch just took. Those
     claims fail, and further candidates top the batch up, so a full batch stays full (I2).
     """
     claimed: list[TrackedFile] = []
-    seen: set[str] = set()
+    seen: set[str] = set(exclude)
+    if size <= 0:
+        return claimed
     for _ in range(5):
         candidates = [
             e for e in rt.files.oldest_queued(route.name, size + len(seen)) if e.file_id not in seen
@@ -218,10 +380,19 @@ def claim_files(rt: Runtime, route: Route, submission_id: str, size: int) -> lis
     return claimed
 
 
+@dataclass(frozen=True)
+class RefusedInput:
+    """A file that cannot be an input: its object version is gone, or Extend refused its upload."""
+
+    reason: str
+    message: str
+
+
 def build_inputs(
     rt: Runtime, route: Route, submission_id: str, files: list[TrackedFile]
-) -> tuple[list[BatchInput], str | None]:
-    """Extend inputs for a submission, each carrying batchdrop's ids in its metadata."""
+) -> tuple[list[BatchInput | RefusedInput], str | None]:
+    """Extend inputs for a submission, each carrying batchdrop's ids in its metadata; a file that cannot
+    be one gets a ``RefusedInput`` in its place."""
     from batchdrop_core.extend import BatchInput, FileRef  # loaded with the first batch (submit_batch)
 
     expires_in = rt.settings.presigned_url_expiry_seconds
@@ -230,7 +401,21 @@ def build_inputs(
     )
     s3 = rt.client("s3")
 
-    def file_ref(tracked: TrackedFile) -> FileRef:
+    def file_ref(tracked: TrackedFile) -> FileRef | RefusedInput:
+        try:
+            return _file_ref(tracked)
+        except ClientError as exc:
+            # The object version is gone (deleted since intake): that file is over, not the batch.
+            if exc.response.get("Error", {}).get("Code") in MISSING_OBJECT_CODES:
+                return RefusedInput(OBJECT_NOT_FOUND, f"S3 has no such object version: {exc}")
+            raise
+        except ExtendRejectedError as exc:
+            # Extend refused this upload: that file is refused, unless Extend refused the route itself.
+            if exc.status_code in INPUT_REFUSED_STATUSES:
+                return RefusedInput(EXTEND_REFUSED_INPUT, exc.message or str(exc))
+            raise
+
+    def _file_ref(tracked: TrackedFile) -> FileRef:
         name = posixpath.basename(tracked.key) or tracked.key
         params = {"Bucket": tracked.bucket, "Key": tracked.key}
         if tracked.version_id != "null":
@@ -250,7 +435,9 @@ def build_inputs(
 
     refs = rt.files.map_parallel(file_ref, files)
     inputs = [
-        BatchInput(
+        ref
+        if isinstance(ref, RefusedInput)
+        else BatchInput(
             file=ref,
             metadata={
                 **tracked.user_metadata,
@@ -298,24 +485,20 @@ def _abandon(rt: Runtime, submission_id: str, files: list[TrackedFile], note: st
     admission.release(rt, submission_id)
 
 
-# Extend throttled a route's POST and said nothing of how long: it waits this long before the next try.
-DEFAULT_BACKOFF_SECONDS = 60
-
-
-def back_off_route(rt: Runtime, route: Route, retry_after: float | None) -> str:
-    """Hold a route's submissions until Extend's ``Retry-After`` (or a minute) has passed; the time."""
-    until = iso(utc_now() + timedelta(seconds=retry_after or DEFAULT_BACKOFF_SECONDS))
-    rt.state.set_route_backoff(route.name, until)
-    return until
-
-
-def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) -> None:
-    """Files stay QUEUED; the route is marked blocked and an operator hears about it once."""
+def block_route(
+    rt: Runtime, route: Route, exc: ExtendError | ExtendInputError, state: dict[str, Any] | None = None
+) -> None:
+    """Files stay QUEUED; the route is marked blocked (probed from now on, see ``routehealth``) and an
+    operator hears about it once."""
     status = getattr(exc, "status_code", None)
     reason = "EXTEND_AUTH" if getattr(exc, "is_auth_problem", False) else "EXTEND_REJECTED"
     message = redact(exc)  # Extend's text: logged, stored on the route and mailed
     logger.error("route blocked by Extend", extra={"route": route.name, "status": status, "error": message})
-    if rt.state.block_route(route.name, reason, message):
+    state = state if state is not None else {}
+    interval = routehealth.next_interval(rt, state.get("probeSeconds"))
+    probe_at = routehealth.later(interval)
+    state.update(blocked=True, probeAt=probe_at, probeSeconds=interval)
+    if rt.state.block_route(route.name, reason, message, probe_at, interval):
         hint = (
             "Check the Extend API key in Secrets Manager (and the workspace id)."
             if reason == "EXTEND_AUTH"
@@ -329,7 +512,9 @@ def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) 
                 "reason": reason,
                 "status": status,
                 "message": message,
-                "whatToDo": hint + " Files stay QUEUED and go out once a submission succeeds.",
+                "whatToDo": hint
+                + " Files stay QUEUED; batchdrop checks the route at growing intervals (1 to 30 minutes)"
+                " and sends them once Extend accepts it again.",
             },
             {
                 "eventType": "route.blocked",
@@ -342,7 +527,7 @@ def block_route(rt: Runtime, route: Route, exc: ExtendError | ExtendInputError) 
 
 def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:
     """Settle submissions a crash or an ambiguous POST left SUBMITTING/UNKNOWN (I3)."""
-    cutoff = iso(utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
+    cutoff = iso(timeutil.utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
     for submission in rt.batches.open_submissions(route.name, created_before=cutoff):
         if submission.state not in (BatchState.SUBMITTING, BatchState.UNKNOWN):
             continue
@@ -350,12 +535,18 @@ def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:
 
 
 def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: FlushOutcome) -> None:
+    """Adopt an ambiguous submission that Extend has; abandon it (its files go back to the queue) only
+    after ``ORPHAN_SEARCHES`` searches at least ``orphanGraceSeconds`` apart found nothing, since a batch
+    may show its runs late. A batch that turns up even later is a late duplicate (``collect``)."""
     sid = submission.submission_id
-    files = [f for f in rt.files.of_submission(sid) if f.status == FileStatus.SUBMITTED]
-    fresh = rt.batches.get(sid)
-    batch_id = fresh.batch_id if fresh else None
+    fresh = rt.batches.get(sid) or submission
+    batch_id = fresh.batch_id
     run_ids: dict[str, str] = {}
     if not batch_id:
+        last = fresh.orphan_searched_at
+        if last and timeutil.age_seconds(last) < rt.settings.orphan_grace_seconds:
+            outcome.counts["orphan_waiting"] += 1
+            return  # searched a moment ago: the next search waits, so the two are minutes apart
         run_ids = find_runs_of_submission(rt, route, submission)
     if batch_id or run_ids:
         # Extend has it: adopt the batch, never resend (I3).
@@ -370,7 +561,15 @@ def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: F
         outcome.counts["adopted"] += 1
         logger.info("ambiguous submission adopted", extra={"submissionId": sid, "runs": len(run_ids)})
         return
-    _abandon(rt, sid, files, "no run of this submission exists at Extend; files requeued")
+    searches = fresh.orphan_searches + 1
+    if searches < ORPHAN_SEARCHES:
+        rt.batches.record_orphan_search(sid, searches)
+        outcome.counts["orphan_searched"] += 1
+        logger.info("ambiguous submission not found at Extend yet", extra={"submissionId": sid})
+        return
+    files = [f for f in rt.files.of_submission(sid) if f.status == FileStatus.SUBMITTED]
+    note = f"no run of this submission found at Extend in {searches} searches; files requeued"
+    _abandon(rt, sid, files, note)
     outcome.counts["requeued_orphan"] += 1
     logger.info("ambiguous submission never reached Extend; files requeued", extra={"submissionId": sid})
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from batchdrop_core import routehealth, timeutil
 from batchdrop_core.observability import logger
 from batchdrop_core.runtime import Runtime
-from batchdrop_core.timeutil import age_seconds, iso, utc_now
+from batchdrop_core.timeutil import age_seconds, iso
 from batchdrop_core.tracking import BatchState
 
 
@@ -17,15 +18,20 @@ from batchdrop_core.tracking import BatchState
 class SweepOutcome:
     oldest_queued_age: dict[str, float] = field(default_factory=dict)
     flushed: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # blocked (probe not due) or backing off
 
 
 def sweep(rt: Runtime) -> SweepOutcome:
     outcome = SweepOutcome()
-    orphan_cutoff = iso(utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
+    orphan_cutoff = iso(timeutil.utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
     for route in rt.settings.routes:
         waiting, oldest = rt.files.queue_depth(route.name, rt.settings.max_batch_size)
         age = age_seconds(oldest) if oldest else 0.0
-        outcome.oldest_queued_age[route.name] = age
+        outcome.oldest_queued_age[route.name] = age  # measured while a route is held too: its alarm
+        if not routehealth.wants_flush(rt.state.route_state(route.name)):
+            # Blocked until its next probe, or backing off: a flush request could do nothing.
+            outcome.held.append(route.name)
+            continue
         ambiguous = [
             s
             for s in rt.batches.open_submissions(route.name, created_before=orphan_cutoff)

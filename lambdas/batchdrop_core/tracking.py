@@ -405,6 +405,25 @@ class FileStore:
 
         return sum(self._parallel(release_one, files))
 
+    def reject_claimed(self, tracked: TrackedFile, submission_id: str, reason: str, message: str) -> bool:
+        """A claimed file that cannot go to Extend (Extend refused it as an input, or its object version
+        is gone) is REJECTED and leaves the submission; its batch-mates go on without it."""
+        at = now_iso()
+        update = (
+            UpdateBuilder()
+            .set("status", FileStatus.REJECTED)
+            .set("completedAt", at)
+            .set("failureReason", reason)
+            .set("failureMessage", redact(message))
+            .set("problemRoute", tracked.route or UNROUTED)
+            .set("problemAt", at)
+            .remove("submissionId")
+        )
+        update.value("expectSubmission", submission_id)
+        update.value("expectSubmitted", FileStatus.SUBMITTED)
+        condition = "submissionId = :expectSubmission AND #status = :expectSubmitted"
+        return self._conditional_update(tracked.item_key(), update, condition)
+
     def ids_of_submission(self, submission_id: str) -> list[str]:
         """The file ids the bySubmission index lists for a submission (eventually consistent)."""
         items = query_all(
@@ -607,6 +626,9 @@ class Submission:
     notified_at: str | None = None
     manifest_key: str | None = None
     url_expires_at: str | None = None  # when the presigned URLs of its files expire (url mode)
+    orphan_searches: int = 0  # searches of Extend's runs that found none (an ambiguous POST)
+    orphan_searched_at: str | None = None  # the last of them
+    late_batch_at: str | None = None  # an ABANDONED submission's batch turned up at Extend after all
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Submission:
@@ -631,6 +653,9 @@ class Submission:
             notified_at=values.get("notifiedAt"),
             manifest_key=values.get("manifestKey"),
             url_expires_at=values.get("urlExpiresAt"),
+            orphan_searches=values.get("orphanSearches", 0),
+            orphan_searched_at=values.get("orphanSearchedAt"),
+            late_batch_at=values.get("lateBatchAt"),
         )
 
 
@@ -723,6 +748,22 @@ class BatchStore:
         update = UpdateBuilder().set("batchId", batch_id)
         update.value("sameBatch", batch_id)
         return self.update(submission_id, update, "attribute_not_exists(batchId) OR batchId = :sameBatch")
+
+    def record_orphan_search(self, submission_id: str, searches: int) -> bool:
+        """An ambiguous submission was searched for at Extend and not found (yet)."""
+        update = UpdateBuilder().set("orphanSearches", searches).set("orphanSearchedAt", now_iso())
+        update.name("state")
+        update.value("submitting", BatchState.SUBMITTING)
+        update.value("unknown", BatchState.UNKNOWN)
+        return self.update(submission_id, update, "#state IN (:submitting, :unknown)")
+
+    def claim_late_batch(self, submission_id: str, batch_id: str) -> bool:
+        """An ABANDONED submission's batch turned up at Extend: True the first time it is seen (the
+        metric and the alert go out once)."""
+        update = UpdateBuilder().set("lateBatchAt", now_iso()).set("note", f"late duplicate batch {batch_id}")
+        update.name("state")
+        update.value("abandoned", BatchState.ABANDONED)
+        return self.update(submission_id, update, "#state = :abandoned AND attribute_not_exists(lateBatchAt)")
 
     def claim_notification(self, submission_id: str) -> str | None:
         """Take the right to announce a submission's outcome: the claim's timestamp, or None when another
@@ -914,14 +955,20 @@ class StateStore:
         item = self.client.get_item(TableName=self.table, Key=_route_key(route)).get("Item")
         return from_item(item) if item else {}
 
-    def block_route(self, route: str, reason: str, message: str) -> bool:
-        """Mark a route blocked; True when this is news (it was not blocked for the same reason)."""
+    def _route_key(self, route: str) -> dict[str, Any]:
+        return _route_key(route)
+
+    def block_route(self, route: str, reason: str, message: str, probe_at: str, probe_seconds: float) -> bool:
+        """Mark a route blocked, its first probe at ``probe_at``; True when this is news (it was not
+        blocked for the same reason). An old block is left as it is (its probe schedule runs on)."""
         update = (
             UpdateBuilder()
             .set("blocked", True)
             .set("blockedReason", reason)
             .set("blockedMessage", redact(message))
             .set("blockedAt", now_iso())
+            .set("probeAt", probe_at)
+            .set("probeSeconds", probe_seconds)
         )
         update.value("sameReason", reason)
         update.value("yes", True)
@@ -929,21 +976,53 @@ class StateStore:
         return conditional_write(
             self.client.update_item,
             TableName=self.table,
-            Key=_route_key(route),
+            Key=self._route_key(route),
             **update.kwargs(condition),
         )
 
-    def set_route_backoff(self, route: str, until: str) -> None:
-        """No batch of the route is submitted before ``until`` (ISO time)."""
+    def claim_probe(
+        self, route: str, expected_at: str | None, next_at: str, interval: float, *, force: bool = False
+    ) -> bool:
+        """Move a blocked route's next probe to ``next_at`` (the probe about to go is this interval's):
+        conditional on the probe time read (``expected_at``), so one probe goes per interval."""
+        update = UpdateBuilder().set("probeAt", next_at).set("probeSeconds", interval)
+        update.name("blocked")
+        update.value("yes", True)
+        condition = "#blocked = :yes"
+        if not force:
+            if expected_at is None:
+                condition += " AND attribute_not_exists(#probeAt)"
+            else:
+                update.value("expectProbeAt", expected_at)
+                condition += " AND #probeAt = :expectProbeAt"
+        return conditional_write(
+            self.client.update_item,
+            TableName=self.table,
+            Key=self._route_key(route),
+            **update.kwargs(condition),
+        )
+
+    def set_route_backoff(self, route: str, until: str, interval: float) -> None:
+        """No batch of the route is submitted before ``until`` (ISO time); ``interval`` is the current
+        backoff interval (it doubles while Extend keeps throttling)."""
         self.client.update_item(
             TableName=self.table,
-            Key=_route_key(route),
-            **UpdateBuilder().set("backoffUntil", until).kwargs(),
+            Key=self._route_key(route),
+            **UpdateBuilder().set("backoffUntil", until).set("backoffSeconds", interval).kwargs(),
+        )
+
+    def reset_route_intervals(self, route: str) -> None:
+        """Extend accepted a batch: the next backoff or block starts from the first interval again."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._route_key(route),
+            **UpdateBuilder().remove("backoffSeconds").remove("probeSeconds").kwargs(),
         )
 
     def unblock_route(self, route: str) -> bool:
-        """Clear a block; True when the route was blocked."""
-        update = UpdateBuilder().set("blocked", False).set("unblockedAt", now_iso())
+        """Clear a block; True when the route was blocked. ``probeSeconds`` stays until a batch is
+        accepted, so a block that comes straight back (no credits) probes at the next interval."""
+        update = UpdateBuilder().set("blocked", False).set("unblockedAt", now_iso()).remove("probeAt")
         update.value("yes", True)
         return conditional_write(
             self.client.update_item,

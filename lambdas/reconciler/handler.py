@@ -28,7 +28,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         outcome = sweep(rt)
         oldest = max(outcome.oldest_queued_age.values(), default=0.0)
         metrics.add_metric(MetricName.OLDEST_QUEUED_AGE, MetricUnit.Seconds, oldest)
-        return {"task": task, "flushed": outcome.flushed, "oldestQueuedAgeSeconds": outcome.oldest_queued_age}
+        return {
+            "task": task,
+            "flushed": outcome.flushed,
+            "held": outcome.held,
+            "oldestQueuedAgeSeconds": outcome.oldest_queued_age,
+        }
     if task == "reconcile":
         result = reconcile(rt)
         metrics.add_metric(MetricName.STUCK_FILES, MetricUnit.Count, result.stuck_files)

@@ -18,6 +18,7 @@ _METRICS = {
     "failed": MetricName.RUNS_FAILED,
     "requeued": MetricName.FILES_REQUEUED,
     "completed": MetricName.BATCHES_COMPLETED,
+    "late_duplicate": MetricName.LATE_DUPLICATE_BATCHES,
 }
 
 
@@ -34,6 +35,8 @@ def record_handler(record: Record, context: Any) -> None:
     for name, metric in _METRICS.items():
         if outcome.counts[name]:
             metrics.add_metric(metric, MetricUnit.Count, outcome.counts[name])
+    if outcome.result == "not_ours":
+        metrics.add_metric(MetricName.FOREIGN_BATCHES, MetricUnit.Count, 1)
     logger.info(
         "collection request handled",
         extra={"submissionId": outcome.submission_id, "result": outcome.result, **outcome.counts},

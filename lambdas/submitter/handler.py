@@ -41,6 +41,8 @@ def record_handler(record: Record, context: Any) -> None:
         )
     if outcome.counts["blocked"]:
         metrics.add_metric(MetricName.ROUTE_BLOCKED, MetricUnit.Count, 1)
+    if outcome.counts["rejected"]:  # inputs Extend refused, or object versions gone: those files alone
+        metrics.add_metric(MetricName.FILES_REJECTED, MetricUnit.Count, outcome.counts["rejected"])
     logger.info(
         "flush done",
         extra={"route": route, "batches": len(outcome.submitted), "stopped": outcome.stopped_because},

@@ -267,6 +267,18 @@ def get_run(sim: ExtendSimulator, req: Request, kind: Kind) -> Response:
         return Response(200, run.to_api(full=True, base_url=sim.base_url, output_url=output_url))
 
 
+def get_processor(sim: ExtendSimulator, req: Request, kind: Kind) -> Response:
+    """GET /extractors|classifiers|splitters/{id}: the processor, if it exists (and is not refused)."""
+    processor_id = req.params["id"]
+    name = str(kind.processor_key)
+    if not processor_id.startswith(str(kind.processor_prefix)) or not sim.processor_exists(processor_id):
+        raise not_found(f"{name.capitalize()} {processor_id} not found")
+    now = iso(time.time())
+    return Response(
+        200, {"object": name, "id": processor_id, "name": processor_id, "createdAt": now, "updatedAt": now}
+    )
+
+
 def _encode_token(sort_by: str, sort_dir: str, key: tuple[float, int]) -> str:
     raw = json.dumps({"by": sort_by, "dir": sort_dir, "key": list(key)}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -601,6 +613,11 @@ ROUTES: list[tuple[str, str, Handler]] = [
             ("GET", f"/{kind.collection}", _per_kind(list_runs, kind)),
             ("GET", f"/{kind.collection}/{{id}}", _per_kind(get_run, kind)),
         )
+    ],
+    *[
+        ("GET", f"/{kind.processor_key}s/{{id}}", _per_kind(get_processor, kind))
+        for kind in KINDS.values()
+        if kind.family == "processor"
     ],
     ("GET", "/_sim/batches", sim_batches),
     ("POST", "/_sim/foreign_batches", sim_foreign_batches),

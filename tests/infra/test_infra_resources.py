@@ -306,6 +306,14 @@ def test_pipeline_metric_alarms(synthesized, stateless_template):
     assert custom[MetricName.OLDEST_QUEUED_AGE]["Threshold"] == settings.file_sla_minutes * 60 // 2
     assert custom[MetricName.OVERDUE_BATCHES]["Threshold"] == 0
     assert custom[MetricName.STUCK_FILES]["Threshold"] == 0
+    late = custom[MetricName.LATE_DUPLICATE_BATCHES]
+    assert (late["Statistic"], late["Threshold"], late["ComparisonOperator"]) == (
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+    )
+    # Foreign batches are normal in a shared workspace: counted on the dashboard, never alarmed
+    assert MetricName.FOREIGN_BATCHES not in custom
     rejected = custom[MetricName.WEBHOOKS_REJECTED]
     assert (rejected["Statistic"], rejected["Period"], rejected["Threshold"]) == ("Sum", 300, 20)
 

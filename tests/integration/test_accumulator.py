@@ -253,10 +253,11 @@ def test_outcome_unknown_with_nothing_at_extend_resubmits_once(
     pipeline.submitter.drain()
     monkeypatch.undo()
 
-    # When it is resolved
-    time.sleep(1.1)
-    pipeline.schedule("sweep")
-    pipeline.pump()
+    # When it is resolved: two searches orphanGraceSeconds apart find nothing
+    for _ in range(2):
+        time.sleep(1.1)
+        pipeline.schedule("sweep")
+        pipeline.pump()
 
     # Then the files went out exactly once, in a new submission
     batches = sim_batches(extend_sim)
@@ -266,8 +267,14 @@ def test_outcome_unknown_with_nothing_at_extend_resubmits_once(
     assert states == [BatchState.ABANDONED, BatchState.SUBMITTED]
 
 
+def advance_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """batchdrop's clock moves on by ``seconds`` (moto and the simulator keep theirs)."""
+    later = timeutil.utc_now() + timedelta(seconds=seconds)
+    monkeypatch.setattr(timeutil, "utc_now", lambda: later)
+
+
 def test_invalid_api_key_blocks_the_route_then_resumes(
-    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given Extend no longer accepts the stored key
     pipeline = pipeline_factory(maxWaitSeconds=1)
@@ -291,8 +298,9 @@ def test_invalid_api_key_blocks_the_route_then_resumes(
     assert "401" in messages[0]["message"]
     assert sim_batches(extend_sim) == []
 
-    # When the key is fixed
+    # When the key is fixed and the route's first probe is due (a minute after the block)
     httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_not_a_real_key"}, timeout=5)
+    advance_clock(monkeypatch, 61)
     pipeline.schedule("sweep")
     pipeline.pump()
 
@@ -304,7 +312,7 @@ def test_invalid_api_key_blocks_the_route_then_resumes(
 
 
 def test_a_key_revoked_while_a_submission_is_ambiguous_blocks_the_route_and_fails_no_request(
-    deployment: Deployment, extend_sim: Any, pipeline_factory: Any
+    deployment: Deployment, extend_sim: Any, pipeline_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a batch whose POST response was lost (the submission is UNKNOWN), then the key revoked
     # (found by the long reliability run: the orphan search's 401 failed flush requests into the DLQ)
@@ -327,8 +335,9 @@ def test_a_key_revoked_while_a_submission_is_ambiguous_blocks_the_route_and_fail
     assert state["blocked"] is True and state["blockedReason"] == "EXTEND_AUTH"
     assert [s["state"] for s in _submissions(pipeline)] == [BatchState.UNKNOWN]
 
-    # When the key is restored and the sweep asks again
+    # When the key is restored and the sweep asks again once the probe is due
     httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_not_a_real_key"}, timeout=5)
+    advance_clock(monkeypatch, 61)
     pipeline.schedule("sweep")
     pipeline.pump()
 

@@ -637,3 +637,25 @@ def test_retries_are_logged_without_the_api_key(caplog: pytest.LogCaptureFixture
 
     assert "GET /batch_runs/bpr_1" in caplog.text and "HTTP 503" in caplog.text
     assert "sk_secret_value" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("processor_type", "processor_id", "path"),
+    [
+        ("extract", "ex_1", "/extractors/ex_1"),
+        ("classify", "cl_1", "/classifiers/cl_1"),
+        ("split", "spl_1", "/splitters/spl_1"),
+    ],
+)
+def test_get_processor_reads_the_processor_and_a_probe_sends_one_request(
+    processor_type: str, processor_id: str, path: str
+) -> None:
+    harness = Harness(reply(200, {"object": "extractor", "id": processor_id, "name": "n"}))
+    assert harness.client.get_processor(processor_type, processor_id).id == processor_id
+    assert harness.requests[0].method == "GET" and harness.requests[0].url.path == path
+
+    # A probe (retries=0) that is throttled or refused is one request, never a retry loop
+    throttled = Harness(reply(429))
+    with pytest.raises(ExtendRetryableError):
+        throttled.client.get_processor(processor_type, processor_id, retries=0)
+    assert len(throttled.requests) == 1 and throttled.waits == []

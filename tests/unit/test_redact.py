@@ -148,7 +148,9 @@ class RecordingDynamo:
 
 def test_a_route_is_blocked_with_a_redacted_message() -> None:
     client = RecordingDynamo()
-    StateStore(client, "state").block_route("invoices", "EXTEND_REJECTED", f"bad {presigned_url()} " * 100)
+    message = f"bad {presigned_url()} " * 100
+    store = StateStore(client, "state")
+    store.block_route("invoices", "EXTEND_REJECTED", message, "2026-12-02T00:01:00Z", 60)
     [call] = client.calls
     stored = next(v["S"] for v in call["ExpressionAttributeValues"].values() if "bad" in v.get("S", ""))
     assert_no_credentials(stored)

@@ -47,6 +47,8 @@ EVERYTHING = {
     "fileSlaMinutes": 90,
     "queuedIndexShards": 8,
     "orphanGraceSeconds": 30,
+    "probeIntervalSeconds": 30,
+    "probeIntervalMaxSeconds": 600,
 }
 
 

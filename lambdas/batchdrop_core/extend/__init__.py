@@ -56,6 +56,7 @@ __all__ = [
     "ExtendRejectedError",
     "ExtendRetryableError",
     "FileRef",
+    "Processor",
     "ProcessorRef",
     "ProcessorType",
     "ProcessorTypeInfo",

@@ -35,6 +35,7 @@ from .models import (
     BatchInput,
     BatchRun,
     ExtendFile,
+    Processor,
     ProcessorRef,
     ProcessorTypeInfo,
     Run,
@@ -232,6 +233,15 @@ class ExtendClient:
     def get_batch_run(self, batch_id: str) -> BatchRun:
         return self._repeatable("GET", f"/batch_runs/{_path_id(batch_id)}", BatchRun, self._read_limiter)
 
+    def get_processor(
+        self, processor_type: str, processor_id: str, *, retries: int | None = None
+    ) -> Processor:
+        """Read a processor: the cheapest request that exercises the key and the processor both (a
+        blocked route's probe sends it with ``retries=0``, one request)."""
+        info = _processor_type(processor_type)
+        path = f"{info.processors_path}/{_path_id(processor_id)}"
+        return self._repeatable("GET", path, Processor, self._read_limiter, max_retries=retries)
+
     def get_run(self, processor_type: str, run_id: str) -> Run:
         info = _processor_type(processor_type)
         return self._repeatable("GET", f"{info.runs_path}/{_path_id(run_id)}", Run, self._read_limiter)
@@ -363,9 +373,16 @@ class ExtendClient:
         self._sleep(delay)
 
     def _repeatable(
-        self, method: str, path: str, model: type[ModelT], limiter: RateLimiter | None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        model: type[ModelT],
+        limiter: RateLimiter | None,
+        max_retries: int | None = None,
+        **kwargs: Any,
     ) -> ModelT:
         """A request that is safe to repeat: retry 408/429/5xx, network errors and unreadable 2xx bodies."""
+        retries = self._max_retries if max_retries is None else max_retries
         attempt = 0
         while True:
             if limiter is not None:
@@ -373,7 +390,7 @@ class ExtendClient:
             try:
                 return self._repeatable_attempt(method, path, model, **kwargs)
             except ExtendRetryableError as error:
-                if attempt >= self._max_retries:
+                if attempt >= retries:
                     raise
                 self._back_off(method, path, attempt, error, limiter)
             attempt += 1

@@ -68,6 +68,14 @@ class BatchInput(ExtendModel):
     metadata: dict[str, Any] | None = None
 
 
+class Processor(ExtendModel):
+    """An extractor, classifier or splitter as ``GET /{extractors,classifiers,splitters}/{id}`` returns it."""
+
+    object: str | None = None
+    id: str
+    name: str | None = None
+
+
 class BatchRun(ExtendModel):
     object: str | None = None
     id: str

@@ -15,6 +15,7 @@ class ProcessorTypeInfo:
     """How one processor type is spelt in paths, bodies, query filters and ids."""
 
     runs_path: str
+    processors_path: str  # where the processors themselves are read: GET {processors_path}/{id}
     processor_key: str
     filter_param: str
     id_prefix: str
@@ -23,7 +24,11 @@ class ProcessorTypeInfo:
 
 
 PROCESSOR_TYPES: dict[str, ProcessorTypeInfo] = {
-    "extract": ProcessorTypeInfo("/extract_runs", "extractor", "extractorId", "ex_", "exr_", True),
-    "classify": ProcessorTypeInfo("/classify_runs", "classifier", "classifierId", "cl_", "clr_", True),
-    "split": ProcessorTypeInfo("/split_runs", "splitter", "splitterId", "spl_", "splr_", False),
+    "extract": ProcessorTypeInfo(
+        "/extract_runs", "/extractors", "extractor", "extractorId", "ex_", "exr_", True
+    ),
+    "classify": ProcessorTypeInfo(
+        "/classify_runs", "/classifiers", "classifier", "classifierId", "cl_", "clr_", True
+    ),
+    "split": ProcessorTypeInfo("/split_runs", "/splitters", "splitter", "splitterId", "spl_", "splr_", False),
 }

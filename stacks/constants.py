@@ -85,6 +85,9 @@ API_BURST_LIMIT = 100
 
 # --- buckets ------------------------------------------------------------------------------------------
 ACCESS_LOGS_EXPIRATION = Duration.days(90)
+# Access logs are versioned so a log cannot be overwritten or deleted unseen: a replaced or deleted
+# log stays this long as a noncurrent version.
+ACCESS_LOGS_NONCURRENT_EXPIRATION = Duration.days(30)
 
 # --- monitoring ---------------------------------------------------------------------------------------
 ALARM_PERIOD = Duration.minutes(5)

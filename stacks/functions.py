@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aws_cdk import aws_dynamodb as dynamodb
@@ -12,7 +13,7 @@ from constructs import Construct
 
 from batchdrop_core.config import SETTINGS_ENV, ConfigError, Resources, Settings
 from batchdrop_core.observability import METRICS_NAMESPACE, SERVICE
-from batchdrop_core.tables import BATCHES, FILES, STATE, TableSpec
+from batchdrop_core.tables import BATCHES, FILES, STATE, STATE_LEADING_KEYS, TableSpec
 from stacks import constants
 from stacks.nag import acknowledge
 from stacks.packaging import lambda_code
@@ -124,9 +125,14 @@ class Functions(Construct):
                 webhook_secret=self._data.secrets.webhook_signing_secret.secret_arn,
             ),
         )
-        # DeleteItem: a dedupe claim is released when the enqueue fails, so Extend's retry is accepted.
+        # Its event-id items only (the function faces the internet): PutItem claims, UpdateItem confirms,
+        # DeleteItem releases a claim when the enqueue fails, GetItem tells a duplicate from a pending claim.
         self._allow_table(
-            fn, self._tables.state, STATE, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+            fn,
+            self._tables.state,
+            STATE,
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            leading_keys=STATE_LEADING_KEYS["webhook"],
         )
         self._allow_secret(fn, self._data.secrets.webhook_signing_secret)
         self._allow_send(fn, self._results)
@@ -148,7 +154,15 @@ class Functions(Construct):
         )
         self._allow_table(fn, self._tables.files, FILES, [*_QUERY_UPDATE, "dynamodb:BatchGetItem"])
         self._allow_table(fn, self._tables.batches, BATCHES, _QUERY_UPDATE)
-        self._allow_table(fn, self._tables.state, STATE, _READ_WRITE_ITEM)  # the ledger, the read budget
+        # The ledger (a finished batch gives its room back; PutItem creates it on first use) and the read
+        # budget (collection only reads at Extend): not the routes, the write budget or webhook items.
+        self._allow_table(
+            fn,
+            self._tables.state,
+            STATE,
+            _READ_WRITE_ITEM,
+            leading_keys=STATE_LEADING_KEYS["results"],
+        )
         self._allow_write_results(fn)
         self._allow_secret(fn, self._data.secrets.api_key)
         self._allow_publish(fn)
@@ -190,12 +204,25 @@ class Functions(Construct):
         return PipelineFunction(self, spec, code=self._code, common_env=self._common_env, resources=resources)
 
     def _allow_table(
-        self, fn: PipelineFunction, table: dynamodb.ITable, spec: TableSpec, actions: list[str]
+        self,
+        fn: PipelineFunction,
+        table: dynamodb.ITable,
+        spec: TableSpec,
+        actions: list[str],
+        *,
+        leading_keys: Sequence[str] = (),
     ) -> None:
+        """``leading_keys``: only items whose partition key matches one of these (StringLike patterns)."""
         resources = [table.table_arn]
         if "dynamodb:Query" in actions:
             resources += index_arns(table, spec)
-        fn.allow(actions, resources)
+        conditions = None
+        if leading_keys:
+            # A Scan has no leading key, and ForAllValues holds for an empty set: it would get through.
+            if "dynamodb:Scan" in actions:
+                raise ValueError("dynamodb:LeadingKeys cannot limit a Scan")
+            conditions = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(leading_keys)}}
+        fn.allow(actions, resources, conditions)
 
     def _allow_read_dropped_files(self, fn: PipelineFunction) -> None:
         # Routed prefixes only: objects outside every route are none of the pipeline's business.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
@@ -42,6 +43,7 @@ class Monitoring(Construct):
         functions: Mapping[str, PipelineFunction],
         topic: sns.ITopic,
         settings: Settings,
+        webhook_stage: apigateway.Stage,
     ) -> None:
         super().__init__(scope, construct_id)
         self._action = actions.SnsAction(topic)
@@ -49,7 +51,8 @@ class Monitoring(Construct):
         self._build_dlq_alarms(queues)
         self._build_pipeline_alarms(settings)
         self._build_function_alarms(functions)
-        self.dashboard = self._build_dashboard(queues, functions)
+        self._build_webhook_api_alarms(webhook_stage)
+        self.dashboard = self._build_dashboard(queues, functions, webhook_stage)
 
     def _build_dlq_alarms(self, queues: Mapping[str, QueueWithDlq]) -> None:
         for name, pair in queues.items():
@@ -111,6 +114,19 @@ class Monitoring(Construct):
                 threshold=0,
             )
 
+    def _build_webhook_api_alarms(self, stage: apigateway.Stage) -> None:
+        # The webhook function answers its own failures (a failed enqueue, an unexpected error) with a 500
+        # and does not fail the invocation, so Lambda's Errors metric never sees them; API Gateway's 5XXError
+        # counts those and its own (Lambda throttled, timed out or crashed: 502/504). Each is a delivery
+        # Extend must retry, and a delivery lost if its retries run out.
+        self._alarm(
+            "WebhookApi5xx",
+            "The webhook API answered 5xx (enqueue failed, function error, throttle or timeout): Extend "
+            "retries, but a lasting cause loses webhooks until the reconciler polls; see the webhook's logs",
+            stage.metric_server_error(statistic="Sum", period=constants.ALARM_PERIOD),
+            threshold=0,
+        )
+
     def _alarm(
         self, construct_id: str, description: str, metric: cloudwatch.Metric, threshold: float
     ) -> None:
@@ -127,7 +143,10 @@ class Monitoring(Construct):
         self.alarms.append(alarm)
 
     def _build_dashboard(
-        self, queues: Mapping[str, QueueWithDlq], functions: Mapping[str, PipelineFunction]
+        self,
+        queues: Mapping[str, QueueWithDlq],
+        functions: Mapping[str, PipelineFunction],
+        webhook_stage: apigateway.Stage,
     ) -> cloudwatch.Dashboard:
         def graph(title: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
             return cloudwatch.GraphWidget(title=title, left=metrics, width=8, height=6)
@@ -194,7 +213,13 @@ class Monitoring(Construct):
                     custom_metric(MetricName.STUCK_FILES, "Maximum"),
                 ],
             ),
-            graph("Webhooks", counts(MetricName.WEBHOOKS_ACCEPTED, MetricName.WEBHOOKS_REJECTED)),
+            graph(
+                "Webhooks",
+                [
+                    *counts(MetricName.WEBHOOKS_ACCEPTED, MetricName.WEBHOOKS_REJECTED),
+                    webhook_stage.metric_server_error(statistic="Sum", label="API 5xx"),
+                ],
+            ),
         )
         dashboard.add_widgets(
             graph(

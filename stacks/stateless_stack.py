@@ -43,6 +43,7 @@ class StatelessStack(Stack):
             functions=self.functions.by_name,
             topic=data.alerts.topic,
             settings=settings,
+            webhook_stage=self.webhook_api.api.deployment_stage,
         )
         self._build_outputs()
 

@@ -7,7 +7,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks import constants
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, skip_checkov
 
 
 class Storage(Construct):
@@ -25,12 +25,23 @@ class Storage(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=constants.ACCESS_LOGS_EXPIRATION)],
+            versioned=True,  # a log overwritten or deleted is still there (checkov CKV_AWS_21)
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=constants.ACCESS_LOGS_EXPIRATION,
+                    noncurrent_version_expiration=constants.ACCESS_LOGS_NONCURRENT_EXPIRATION,
+                )
+            ],
             removal_policy=RemovalPolicy.RETAIN,
         )
         acknowledge(
             bucket,
             "S1",
+            "This is the server access log bucket; logging its own access would log the log deliveries.",
+        )
+        skip_checkov(
+            bucket,
+            "CKV_AWS_18",
             "This is the server access log bucket; logging its own access would log the log deliveries.",
         )
         return bucket

@@ -23,10 +23,11 @@ from batchdrop_core.dynamo import conditional_write, from_item, serialize, to_it
 from batchdrop_core.observability import logger
 from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.tables import STATE_LEDGER_KEY
 from batchdrop_core.timeutil import age_seconds, now_iso, parse_iso
 from batchdrop_core.tracking import BatchState
 
-LEDGER_KEY = "EXTEND#outstanding"
+LEDGER_KEY = STATE_LEDGER_KEY
 PRIORITY_STEP_SECONDS = 30.0  # a route's turn comes this much earlier per priority point
 UNSET_PRIORITY = 90  # a route without a priority counts as Extend's default run priority
 ORPHAN_RESERVATION_SECONDS = 600  # a reservation whose submission never appeared is released after this

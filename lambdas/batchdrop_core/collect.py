@@ -36,6 +36,7 @@ from batchdrop_core.extend import (
     RunStatus,
 )
 from batchdrop_core.observability import logger
+from batchdrop_core.redact import redact, redact_optional
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.submit import SEARCH_SKEW
 from batchdrop_core.timeutil import now_iso, parse_iso
@@ -529,11 +530,13 @@ def settle_failure(
     failed with a valid URL, is FAILED with Extend's reason and message."""
     settings = rt.settings
     sid = submission.submission_id
-    if url_had_expired(submission, reason, failed_at, message):
+    expired = url_had_expired(submission, reason, failed_at, message)  # on Extend's whole text
+    message = redact_optional(message)  # Extend's text, stored and published below
+    if expired:
         expiries = sum(1 for h in tracked.history if h.get("reason") == URL_EXPIRED)
         if expiries < MAX_URL_EXPIRIES:
             note = f"the presigned URL had expired when Extend fetched the file ({reason}: {message})"
-            if rt.files.requeue(tracked, sid, URL_EXPIRED, note[:1000], run_id=run_id, spent_attempt=False):
+            if rt.files.requeue(tracked, sid, URL_EXPIRED, redact(note), run_id=run_id, spent_attempt=False):
                 outcome.requeued(tracked.route or submission.route)
                 outcome.add("url_expired")
             return
@@ -698,7 +701,7 @@ def batch_message(
                 "key": f.key,
                 "versionId": f.version_id,
                 "failureReason": f.failure_reason,
-                "failureMessage": f.failure_message,
+                "failureMessage": redact_optional(f.failure_message),  # items stored before redaction
             }
             for f in failed[:MAX_FAILED_FILES_IN_MESSAGE]
         ],
@@ -749,7 +752,7 @@ def notify_file(
         "resultKey": result_key,
         "resultSummary": summary,
         "failureReason": reason,
-        "failureMessage": message,
+        "failureMessage": redact_optional(message),
     }
     attributes = {
         "eventType": event_type,

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from batchdrop_core.extend.client import ExtendClient
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50)
+# For a call that must give up within seconds (the webhook's enqueue, inside a 10 s function): at most
+# 2 attempts x (1 s connect + 2 s read) plus one standard-mode backoff (under 1 s) = 7 s, where the
+# defaults above (60 s reads, 5 attempts) could outlast the function and kill it mid-call.
+QUICK_BOTO_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}
+)
+QUICK_CALL_MAX_SECONDS = 2 * (1 + 2) + 1
 
 
 @dataclass
@@ -47,13 +54,16 @@ class Runtime:
     def from_env(cls) -> Runtime:
         return cls(settings=RunSettings.from_env(), resources=Resources.from_env())
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, *, quick: bool = False) -> Any:
+        """A boto3 client; ``quick``: a separate one with short timeouts and two attempts
+        (``QUICK_BOTO_CONFIG``), for a call that must fail fast rather than outlast its function."""
         with self._lock:
             cache = self.__dict__.setdefault("_clients", {})
-            if service not in cache:
+            key = (service, quick)
+            if key not in cache:
                 session = self.session or boto3.session.Session()
-                cache[service] = session.client(service, config=_BOTO_CONFIG)
-            return cache[service]
+                cache[key] = session.client(service, config=QUICK_BOTO_CONFIG if quick else _BOTO_CONFIG)
+            return cache[key]
 
     @cached_property
     def files(self) -> FileStore:
@@ -136,9 +146,12 @@ class Runtime:
             MessageDeduplicationId=uuid.uuid4().hex,
         )
 
-    def request_collection(self, body: dict[str, Any], delay_seconds: int = 0) -> None:
-        """Ask the results worker to collect a batch (or to continue collecting it)."""
-        self.client("sqs").send_message(
+    def request_collection(
+        self, body: dict[str, Any], delay_seconds: int = 0, *, quick: bool = False
+    ) -> None:
+        """Ask the results worker to collect a batch (or to continue collecting it); ``quick``: through the
+        fail-fast client (the webhook, which must answer Extend before its function times out)."""
+        self.client("sqs", quick=quick).send_message(
             QueueUrl=self.resources.require("results_queue_url"),
             MessageBody=json.dumps(body),
             DelaySeconds=delay_seconds,

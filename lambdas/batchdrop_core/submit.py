@@ -29,6 +29,7 @@ from batchdrop_core.extend import (
     ExtendRetryableError,
 )
 from batchdrop_core.observability import logger
+from batchdrop_core.redact import redact
 from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.timeutil import age_seconds, iso, now_iso, parse_iso, utc_now
@@ -48,7 +49,6 @@ MAX_REFUSED_POSTS = 12
 # An ambiguous submission is abandoned only after this many searches that found none of its runs, each
 # at least orphanGraceSeconds after the one before (minutes apart by default).
 ORPHAN_SEARCHES = 2
-MAX_MESSAGE_CHARS = 1000  # Extend's messages as stored on a file and logged
 EXTEND_REFUSED_INPUT = "EXTEND_REFUSED_INPUT"
 OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
 MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404"})
@@ -190,7 +190,7 @@ def submit_batch(
         except ExtendOutcomeUnknownError as exc:
             # The batch may exist at Extend: never resend these files until Extend has been searched.
             rt.batches.update(sid, UpdateBuilder().set("fileCount", len(claimed)))
-            rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.UNKNOWN, note=str(exc)[:500])
+            rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.UNKNOWN, note=redact(exc, 500))
             outcome.counts["unknown"] += 1
             logger.warning(
                 "batch POST outcome unknown; will resolve via run metadata", extra={**ids, "error": str(exc)}
@@ -284,7 +284,7 @@ def reject_inputs(
     outcome: FlushOutcome,
 ) -> None:
     """These files, and not their batch-mates, are over: REJECTED with the reason and Extend's message."""
-    text = cut(message)
+    text = redact(message)  # Extend's message as stored and logged: no presigned URL, about 1 KB
     for tracked in files:
         if rt.files.reject_claimed(tracked, sid, reason, text):
             outcome.counts["rejected"] += 1
@@ -293,11 +293,6 @@ def reject_inputs(
             "input refused; the file is rejected, its batch goes on",
             extra={"submissionId": sid, "fileId": tracked.file_id, "reason": reason, "error": text},
         )
-
-
-def cut(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Extend's message as stored and logged: at most ``limit`` characters."""
-    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 def isolate_poison(
@@ -485,9 +480,8 @@ class ObjectStream(io.RawIOBase):
 
 def _abandon(rt: Runtime, submission_id: str, files: list[TrackedFile], note: str) -> None:
     rt.files.release(files, submission_id)
-    rt.batches.transition(
-        submission_id, [BatchState.SUBMITTING, BatchState.UNKNOWN], BatchState.ABANDONED, note=note[:500]
-    )
+    from_states = [BatchState.SUBMITTING, BatchState.UNKNOWN]
+    rt.batches.transition(submission_id, from_states, BatchState.ABANDONED, note=redact(note, 500))
     admission.release(rt, submission_id)
 
 
@@ -498,7 +492,7 @@ def block_route(
     operator hears about it once."""
     status = getattr(exc, "status_code", None)
     reason = "EXTEND_AUTH" if getattr(exc, "is_auth_problem", False) else "EXTEND_REJECTED"
-    message = str(exc)
+    message = redact(exc)  # Extend's text: logged, stored on the route and mailed
     logger.error("route blocked by Extend", extra={"route": route.name, "status": status, "error": message})
     state = state if state is not None else {}
     interval = routehealth.next_interval(rt, state.get("probeSeconds"))

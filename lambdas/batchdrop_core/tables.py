@@ -105,5 +105,24 @@ BATCHES = TableSpec(
 
 # State: small control items (route health, webhook event dedupe with a TTL).
 STATE = TableSpec(construct_id="State", partition_key="pk", ttl_attribute="expiresAt")
+# Its partition keys. The functions' IAM conditions (dynamodb:LeadingKeys in stacks.functions) are built
+# from these, so a role and the code that uses it name the same items.
+STATE_WEBHOOK_PREFIX = "WEBHOOK#"  # + Extend's event id: webhook dedupe (StateStore.claim_event …)
+STATE_ROUTE_PREFIX = "ROUTE#"  # + route name: blocked / backed off (StateStore.route_state …)
+STATE_LEDGER_KEY = "EXTEND#outstanding"  # files at Extend (admission)
+STATE_RATE_PREFIX = "RATE#"  # + budget name, "read" or "write": request budgets (StateStore.lease_slots)
+
+
+def state_rate_key(budget: str) -> str:
+    return f"{STATE_RATE_PREFIX}{budget}"
+
+
+# The State items a function may touch, where its role is limited to some (dynamodb:LeadingKeys,
+# StringLike patterns). The submitter and the reconciler use every kind, so theirs are not limited.
+STATE_LEADING_KEYS = {
+    "webhook": (f"{STATE_WEBHOOK_PREFIX}*",),  # its event ids only: it faces the internet
+    "results": (STATE_LEDGER_KEY, state_rate_key("read")),  # collection releases room, reads at Extend
+}
+
 
 ALL_TABLES = (FILES, BATCHES, STATE)

@@ -28,12 +28,16 @@ from batchdrop_core.dynamo import (
     serialize,
     to_item,
 )
+from batchdrop_core.redact import redact, redact_optional
 from batchdrop_core.tables import (
     BATCHES_BATCH_ID_INDEX,
     BATCHES_OPEN_INDEX,
     FILES_PROBLEMS_INDEX,
     FILES_QUEUED_INDEX,
     FILES_SUBMISSION_INDEX,
+    STATE_ROUTE_PREFIX,
+    STATE_WEBHOOK_PREFIX,
+    state_rate_key,
 )
 from batchdrop_core.timeutil import now_iso
 
@@ -410,7 +414,7 @@ class FileStore:
             .set("status", FileStatus.REJECTED)
             .set("completedAt", at)
             .set("failureReason", reason)
-            .set("failureMessage", message)
+            .set("failureMessage", redact(message))
             .set("problemRoute", tracked.route or UNROUTED)
             .set("problemAt", at)
             .remove("submissionId")
@@ -459,8 +463,8 @@ class FileStore:
             .set("completedAt", at)
             .set("resultKey", result_key)
             .set("resultSummary", result_summary)
-            .set("failureReason", failure_reason)
-            .set("failureMessage", failure_message)
+            .set("failureReason", redact_optional(failure_reason))
+            .set("failureMessage", redact_optional(failure_message))
         )
         if batch_id:
             update.set("batchId", batch_id)
@@ -494,8 +498,8 @@ class FileStore:
             .remove("submissionId")
             .remove("problemRoute")
             .remove("problemAt")
-            .set("failureReason", reason)
-            .set("failureMessage", message)
+            .set("failureReason", redact(reason))
+            .set("failureMessage", redact_optional(message))
         )
         if not spent_attempt:
             update.add_number("attempts", -1)
@@ -729,7 +733,8 @@ class BatchStore:
         """Move a submission between states exactly once; terminal states leave the open index."""
         update = UpdateBuilder().set("state", to_state)
         for name, value in attributes.items():
-            update.set(name, value)
+            # A note may quote Extend: redacted like every stored message.
+            update.set(name, redact(value) if name == "note" and value is not None else value)
         if to_state in BatchState.TERMINAL:
             update.remove("openRoute")
         placeholders = []
@@ -813,6 +818,19 @@ class BatchStore:
         return finished[:limit]
 
 
+def _event_key(event_id: str) -> dict[str, Any]:
+    return {"pk": serialize(f"{STATE_WEBHOOK_PREFIX}{event_id}")}
+
+
+def _route_key(route: str) -> dict[str, Any]:
+    return {"pk": serialize(f"{STATE_ROUTE_PREFIX}{route}")}
+
+
+# What StateStore.event_state says of a webhook event id.
+EVENT_ACCEPTED = "accepted"  # enqueued: a later delivery is a duplicate
+EVENT_PENDING = "pending"  # claimed by a delivery that may still be enqueueing it
+
+
 class StateStore:
     """The State table: route health, webhook event dedupe and the deployment's Extend request budgets."""
 
@@ -820,20 +838,71 @@ class StateStore:
         self.client = client
         self.table = table_name
 
-    def claim_event(self, event_id: str, ttl_seconds: int = 7 * 24 * 3600) -> bool:
-        """True the first time an event id is seen (within its TTL)."""
+    # -- webhook event dedupe (batchdrop_core.webhook) ---------------------------------------------------
+    # One item per event id, ``WEBHOOK#<eventId>``. A delivery first takes a *pending* claim that expires
+    # after ``pending_seconds`` (longer than the webhook function can live) and carries a random token;
+    # only after the batch was enqueued is it confirmed (``acceptedAt``, kept ``ttl_seconds``). So a
+    # process that dies between the claim and the enqueue leaves a claim that expires, and Extend's retry
+    # goes through.
+    def claim_event(self, event_id: str, pending_seconds: int) -> str | None:
+        """A pending claim on an event id: its token, or None while the id is accepted or claimed by a
+        delivery that may still be alive (an unexpired pending claim)."""
         now = int(time.time())
-        return conditional_write(
+        token = secrets.token_hex(16)
+        claimed = conditional_write(
             self.client.put_item,
             TableName=self.table,
-            Item=to_item({"pk": f"WEBHOOK#{event_id}", "expiresAt": now + ttl_seconds, "seenAt": now_iso()}),
-            # TTL deletes lazily, so an expired item may still be there: treat it as absent.
+            Item=to_item(
+                {
+                    "pk": f"{STATE_WEBHOOK_PREFIX}{event_id}",
+                    "claimToken": token,
+                    "expiresAt": now + pending_seconds,
+                    "claimedAt": now_iso(),
+                }
+            ),
+            # An expired claim is free: a pending one whose holder died, or an accepted one past its TTL
+            # (TTL deletes lazily, so it may still be there).
             ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
             ExpressionAttributeValues={":now": serialize(now)},
         )
+        return token if claimed else None
 
-    def release_event(self, event_id: str) -> None:
-        self.client.delete_item(TableName=self.table, Key={"pk": serialize(f"WEBHOOK#{event_id}")})
+    def confirm_event(self, event_id: str, token: str, ttl_seconds: int = 7 * 24 * 3600) -> bool:
+        """The event was enqueued: keep its id as a duplicate marker. False when the claim is no longer
+        ours (it expired and another delivery took it: that one enqueues too, which collection absorbs)."""
+        until = int(time.time()) + ttl_seconds
+        return conditional_write(
+            self.client.update_item,
+            TableName=self.table,
+            Key=_event_key(event_id),
+            UpdateExpression="SET expiresAt = :until, acceptedAt = :at REMOVE claimToken",
+            ConditionExpression="claimToken = :token",
+            ExpressionAttributeValues={
+                ":until": serialize(until),
+                ":at": serialize(now_iso()),
+                ":token": serialize(token),
+            },
+        )
+
+    def release_event(self, event_id: str, token: str) -> bool:
+        """Drop our pending claim (the enqueue failed), so Extend's retry is accepted at once; a claim
+        that is no longer ours is left alone."""
+        return conditional_write(
+            self.client.delete_item,
+            TableName=self.table,
+            Key=_event_key(event_id),
+            ConditionExpression="claimToken = :token",
+            ExpressionAttributeValues={":token": serialize(token)},
+        )
+
+    def event_state(self, event_id: str) -> str | None:
+        """``EVENT_ACCEPTED``, ``EVENT_PENDING`` (claimed, not expired, not confirmed) or None (free)."""
+        key = _event_key(event_id)
+        item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        values = from_item(item) if item else {}
+        if not values or int(values.get("expiresAt", 0)) < int(time.time()):
+            return None
+        return EVENT_ACCEPTED if "acceptedAt" in values else EVENT_PENDING
 
     # -- request budgets (batchdrop_core.budget) ------------------------------------------------------
     def lease_slots(self, budget: str, duration_ms: int, now_ms: int) -> int:
@@ -843,7 +912,7 @@ class StateStore:
         on by its duration, from where it is or from now, whichever is later. One conditional write, no
         read: the first form succeeds while the schedule runs ahead of now, the second once it has
         fallen behind; a race with another lease fails the condition and tries again."""
-        key = {"pk": serialize(f"RATE#{budget}")}
+        key = {"pk": serialize(state_rate_key(budget))}
         duration, now = serialize(duration_ms), serialize(now_ms)
         for _ in range(20):
             try:
@@ -876,18 +945,18 @@ class StateStore:
         conditional_write(
             self.client.update_item,
             TableName=self.table,
-            Key={"pk": serialize(f"RATE#{budget}")},
+            Key={"pk": serialize(state_rate_key(budget))},
             UpdateExpression="SET nextSlotMs = :until",
             ConditionExpression="attribute_not_exists(nextSlotMs) OR nextSlotMs < :until",
             ExpressionAttributeValues={":until": serialize(until_ms)},
         )
 
     def route_state(self, route: str) -> dict[str, Any]:
-        item = self.client.get_item(TableName=self.table, Key={"pk": serialize(f"ROUTE#{route}")}).get("Item")
+        item = self.client.get_item(TableName=self.table, Key=_route_key(route)).get("Item")
         return from_item(item) if item else {}
 
     def _route_key(self, route: str) -> dict[str, Any]:
-        return {"pk": serialize(f"ROUTE#{route}")}
+        return _route_key(route)
 
     def block_route(self, route: str, reason: str, message: str, probe_at: str, probe_seconds: float) -> bool:
         """Mark a route blocked, its first probe at ``probe_at``; True when this is news (it was not
@@ -896,7 +965,7 @@ class StateStore:
             UpdateBuilder()
             .set("blocked", True)
             .set("blockedReason", reason)
-            .set("blockedMessage", message)
+            .set("blockedMessage", redact(message))
             .set("blockedAt", now_iso())
             .set("probeAt", probe_at)
             .set("probeSeconds", probe_seconds)
@@ -958,6 +1027,6 @@ class StateStore:
         return conditional_write(
             self.client.update_item,
             TableName=self.table,
-            Key={"pk": serialize(f"ROUTE#{route}")},
+            Key=_route_key(route),
             **update.kwargs("#blocked = :yes"),
         )

@@ -1,8 +1,23 @@
 """Extend webhooks: authenticate, dedupe, enqueue. Collection happens in the results worker (design §2).
 
 Extend gives up on a delivery after 30 s, so this does no Extend call and no table scan: one signature
-check, one conditional put for the event id, one SQS message. A request that is not validly signed and
-fresh changes nothing (I5).
+check, one conditional put for the event id, one SQS message, one update. A request that is not validly
+signed and fresh changes nothing (I5).
+
+Claim, enqueue, confirm. The event id is claimed with a *pending* marker that expires after
+``CLAIM_PENDING_SECONDS`` (longer than the function may run), the batch is enqueued with a client that
+gives up within seconds, and only then is the claim confirmed as a duplicate marker. So:
+
+- an enqueue that fails or times out releases the claim and answers 500: Extend's retry is accepted;
+- a delivery that dies between the claim and the enqueue (a timeout, a crash) leaves a claim that expires:
+  a retry that finds it still pending is answered 409 (retry later), never 200, and once it has expired
+  the retry is accepted and enqueued;
+- a retry after a successful enqueue finds the confirmed claim: 200, no second message.
+
+The other way round (enqueue first, dedupe in the results worker) would not lose events either, since
+collection does nothing twice, but every duplicate delivery would then cost a collection: listing the
+batch's runs at Extend under the shared read budget. Here a duplicate costs one DynamoDB read, and a
+second message can only come from a confirm that failed after its enqueue, which collection absorbs.
 """
 
 from __future__ import annotations
@@ -16,11 +31,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from batchdrop_core.extend.signing import WebhookSignatureError, verify
 from batchdrop_core.observability import logger
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.tracking import EVENT_ACCEPTED
 
 PATH = "/webhooks/extend"  # the API's one route: POST only (stacks.webhook_api)
 MAX_BODY_BYTES = 256 * 1024  # batch events are a few hundred bytes; anything this big is not Extend's
 BATCH_EVENTS = frozenset({"batch_processor_run.processed", "batch_processor_run.failed"})
 MISMATCH = "signature does not match"
+MAX_EVENT_ID_CHARS = 256  # Extend's ids are short; the claim's key must stay far below DynamoDB's 2 KB
+# A pending claim outlives the delivery that took it: the function runs at most 10 s
+# (stacks.constants.WEBHOOK, checked by tests/infra), and its enqueue gives up well within that.
+CLAIM_PENDING_SECONDS = 20
 
 
 @dataclass
@@ -54,6 +74,8 @@ def handle_webhook(rt: Runtime, headers: dict[str, str], body: bytes) -> Webhook
     event_id, event_type = event.get("eventId"), event.get("eventType")
     if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str) or not event_type:
         return _reject(400, "eventId and eventType are required")
+    if len(event_id) > MAX_EVENT_ID_CHARS:
+        return _reject(400, f"eventId longer than {MAX_EVENT_ID_CHARS} characters")
     ids = {"eventId": event_id, "eventType": event_type}
     if event_type not in BATCH_EVENTS:
         logger.info("webhook event type ignored", extra=ids)
@@ -62,18 +84,38 @@ def handle_webhook(rt: Runtime, headers: dict[str, str], body: bytes) -> Webhook
     if not batch_id:
         return _reject(400, "payload.id (the batch id) is required")
     ids["batchId"] = batch_id
-    if not rt.state.claim_event(event_id):
-        logger.info("duplicate webhook event", extra=ids)
-        return WebhookReply(200, {"duplicate": True})
+    token = rt.state.claim_event(event_id, CLAIM_PENDING_SECONDS)
+    if token is None:
+        if rt.state.event_state(event_id) == EVENT_ACCEPTED:
+            logger.info("duplicate webhook event", extra=ids)
+            return WebhookReply(200, {"duplicate": True})
+        # Another delivery of this event holds a pending claim: it is enqueueing it, or it died and its
+        # claim expires within CLAIM_PENDING_SECONDS. A 200 here would lose the event in the second case.
+        logger.info("webhook event held by another delivery; asked to retry", extra=ids)
+        return WebhookReply(409, {"message": "this event is being accepted; retry later"})
     try:
-        rt.request_collection({**ids, "source": "webhook"})
+        rt.request_collection({**ids, "source": "webhook"}, quick=True)
     except (BotoCoreError, ClientError):
-        # Forget the event so Extend's retry is not taken for a duplicate.
-        rt.state.release_event(event_id)
         logger.exception("could not enqueue the batch for collection", extra=ids)
+        _release(rt, event_id, token, ids)
         return WebhookReply(500, {"message": "could not accept the event; retry later"})
+    try:
+        if not rt.state.confirm_event(event_id, token):
+            logger.warning("webhook claim expired before it was confirmed", extra=ids)
+    except (BotoCoreError, ClientError):
+        # The batch is queued, which is what counts. The claim stays pending and expires, so a retry of
+        # this event would be enqueued a second time: the results worker does nothing twice.
+        logger.exception("could not confirm the webhook claim; the event is queued", extra=ids)
     logger.info("webhook accepted", extra=ids)
     return WebhookReply(200, {"accepted": True})
+
+
+def _release(rt: Runtime, event_id: str, token: str, ids: dict[str, str]) -> None:
+    """Give the claim back so Extend's retry is accepted at once; if even that fails, it expires."""
+    try:
+        rt.state.release_event(event_id, token)
+    except (BotoCoreError, ClientError):
+        logger.exception("could not release the webhook claim; it expires", extra=ids)
 
 
 def verify_signature(rt: Runtime, headers: dict[str, str], body: bytes) -> None:

@@ -83,7 +83,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
     },
     "webhook": {
         "logs": LOGS,
-        "state": _ddb("GetItem", "PutItem", "DeleteItem"),
+        "state": _ddb("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
         "webhook_secret": SECRET,
         "results_queue": SEND,
     },
@@ -267,6 +267,60 @@ def test_function_environment_names_its_resources(synthesized, stateless_templat
     }  # fmt: skip
     for variable in RESOURCE_ENV[name]:
         assert tokens[resource_of[variable]] in _flatten(env[variable]), variable
+
+
+# The State items each function may touch (dynamodb:LeadingKeys), where it is limited: the webhook faces
+# the internet and needs only its event ids; the results worker the ledger and the read budget. The
+# submitter and the reconciler use every kind of item (routes, ledger, both budgets). Written out here
+# as the spec; tests/integration/test_webhook.py checks the code touches no other item.
+STATE_LEADING_KEYS = {
+    "webhook": ["WEBHOOK#*"],
+    "results": ["EXTEND#outstanding", "RATE#read"],
+    "submitter": None,
+    "reconciler": None,
+}
+
+
+@pytest.mark.parametrize("name", STATE_LEADING_KEYS)
+def test_state_table_access_is_limited_to_each_functions_own_items(stateless_template, tokens, name):
+    # Given the statements of the function's role that grant access to the State table
+    statements = [
+        s
+        for s in role_statements(stateless_template, _function(stateless_template, name))
+        if any(tokens["state"] in _flatten(r) for r in _as_list(s["Resource"]))
+    ]
+    assert statements
+    for statement in statements:
+        # Then each names the State table alone and carries exactly the function's leading keys
+        assert [tokens["state"] in _flatten(r) for r in _as_list(statement["Resource"])] == [True]
+        expected = STATE_LEADING_KEYS[name]
+        if expected is None:
+            assert "Condition" not in statement
+        else:
+            assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": expected}}
+
+
+def test_state_leading_keys_are_the_ones_the_code_declares():
+    from batchdrop_core.tables import STATE_LEADING_KEYS as declared
+
+    assert {k: list(v) for k, v in declared.items()} == {
+        k: v for k, v in STATE_LEADING_KEYS.items() if v is not None
+    }
+
+
+def test_webhook_claims_outlive_the_function_and_its_enqueue_gives_up_inside_it(stateless_template):
+    # A pending claim must outlive the delivery that took it (or a retry could overlap a live one), and
+    # the quick enqueue must give up before the function is killed (or it dies holding the claim).
+    from batchdrop_core.runtime import QUICK_BOTO_CONFIG, QUICK_CALL_MAX_SECONDS
+    from batchdrop_core.webhook import CLAIM_PENDING_SECONDS
+
+    timeout = _function(stateless_template, "webhook")["Timeout"]
+    assert QUICK_CALL_MAX_SECONDS < timeout < CLAIM_PENDING_SECONDS
+    assert (
+        QUICK_BOTO_CONFIG.retries["total_max_attempts"]
+        * (QUICK_BOTO_CONFIG.connect_timeout + QUICK_BOTO_CONFIG.read_timeout)
+        < QUICK_CALL_MAX_SECONDS
+    )
 
 
 def test_secrets_reach_functions_only_by_arn(stateless_template):

@@ -69,6 +69,16 @@ def test_drop_and_results_buckets_are_versioned_and_access_logged(synthesized, s
         assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_bucket}
 
 
+def test_access_logs_are_versioned_and_expire(synthesized, stateful_template):
+    # A log overwritten or deleted stays as a noncurrent version for 30 days; logs go after 90 days
+    logs_bucket = synthesized.logical_id(synthesized.stateful.storage.access_logs_bucket)
+    props = stateful_template["Resources"][logs_bucket]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = props["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 90 and rule["Status"] == "Enabled"
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+
+
 def test_drop_bucket_notifies_arrivals_for_every_created_object(synthesized, stateful_template):
     arrivals = synthesized.logical_id(synthesized.stateful.ingress.arrivals.queue)
     [notifications] = _resources(stateful_template, "Custom::S3BucketNotifications").values()
@@ -319,6 +329,19 @@ def test_results_function_errors_alarm(synthesized, stateless_template):
             "Threshold": 0,
         },
     )
+
+
+def test_webhook_api_5xx_alarm(synthesized, stateless_template):
+    # The webhook answers its own failures with a 500 without failing the invocation, so only API
+    # Gateway's 5XXError sees them (and its own 502/504s): any one in 5 minutes raises the alarm.
+    api = synthesized.stateless.webhook_api.api
+    [alarm] = [a for a in _alarms(stateless_template) if a["MetricName"] == "5XXError"]
+    assert alarm["Namespace"] == "AWS/ApiGateway"
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert set(dimensions) == {"ApiName", "Stage"}
+    assert synthesized.logical_id(api.deployment_stage) in json.dumps(dimensions["Stage"])
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 300, 0)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
 
 
 def test_dashboard_shows_files_batches_queues_and_extend_errors(stateless_template):

@@ -4,10 +4,13 @@ delivers signed webhooks to a local API Gateway in front of the real handler (de
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from http import HTTPStatus
 from types import SimpleNamespace
 from typing import Any
@@ -16,10 +19,12 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from batchdrop_core import timeutil
+from batchdrop_core import timeutil, tracking
 from batchdrop_core.extend.signing import signature_headers
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.tables import STATE_LEADING_KEYS
 from batchdrop_core.tracking import BatchState, BatchStore, FileStatus
+from batchdrop_core.webhook import CLAIM_PENDING_SECONDS
 from sandbox.apigw import ApiGatewayServer, proxy_event
 from sandbox.aws import Deployment, subscribe_queue_to_topic
 from sandbox.extend_sim import ExtendSimulator
@@ -206,7 +211,7 @@ def test_an_event_that_cannot_be_enqueued_is_answered_500_and_accepted_on_retry(
     env.build()
     body = event_body("evt_retry")
 
-    def unavailable(self: Runtime, body: dict[str, Any]) -> None:
+    def unavailable(self: Runtime, body: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
 
     monkeypatch.setattr(Runtime, "request_collection", unavailable)
@@ -217,6 +222,108 @@ def test_an_event_that_cannot_be_enqueued_is_answered_500_and_accepted_on_retry(
     retry = post(env, body, signature_headers(SECRET, body))
     assert (retry.status_code, retry.json()) == (200, {"accepted": True})
     assert [r["eventId"] for r in queued_requests(env.deployment)] == ["evt_retry"]
+
+
+class BlackHole:
+    """A TCP endpoint that accepts connections and never answers: SQS hanging mid-request."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, name="black-hole", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+
+    def close(self) -> None:
+        self._server.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_an_enqueue_that_hangs_gives_up_within_the_function_and_the_retry_is_accepted(
+    env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an SQS endpoint that accepts the connection and never answers (set after the pipeline's own
+    # pollers were built: only the webhook's client, created on its first request, goes there)
+    env.build()
+    hole = BlackHole()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", hole.url)
+    body = event_body("evt_hang")
+    try:
+        # When Extend delivers an event
+        hung = post(env, body, signature_headers(SECRET, body))
+    finally:
+        hole.close()
+        monkeypatch.delenv("AWS_ENDPOINT_URL_SQS")
+
+    # Then the webhook gave up after its quick client's two attempts (not botocore's default five, each
+    # allowed 60 s) and answered 500, its claim released
+    assert hung.status_code == 500
+    assert len(hole.connections) == 2
+    assert state_items(env.deployment) == []
+
+    # And Extend's retry, once SQS answers again, is accepted and enqueued once
+    env.build()
+    retry = post(env, body, signature_headers(SECRET, body))
+    assert (retry.status_code, retry.json()) == (200, {"accepted": True})
+    assert [r["eventId"] for r in queued_requests(env.deployment)] == ["evt_hang"]
+
+
+def test_a_delivery_that_dies_between_claim_and_enqueue_does_not_swallow_the_retry(
+    env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a delivery that dies after claiming the event id, before enqueueing it (as a function killed
+    # by its timeout would: nothing after the claim runs, the claim is not released)
+    env.build()
+    body = event_body("evt_dies")
+
+    def killed(self: Runtime, body: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the function was killed here")
+
+    monkeypatch.setattr(Runtime, "request_collection", killed)
+    assert post(env, body, signature_headers(SECRET, body)).status_code == 500
+    monkeypatch.undo()
+    [claim] = state_items(env.deployment)
+    assert "acceptedAt" not in claim and "claimToken" in claim
+
+    # When Extend retries while that claim is pending, and again once it has expired
+    early = post(env, body, signature_headers(SECRET, body))
+    real_time = time.time
+    later = SimpleNamespace(time=lambda: real_time() + CLAIM_PENDING_SECONDS + 1, sleep=time.sleep)
+    monkeypatch.setattr(tracking, "time", later)
+    late = post(env, body, signature_headers(SECRET, body))
+
+    # Then the early retry is asked to come back later (a 200 would have lost the event), the late one
+    # is accepted and enqueued once, and its claim is now a duplicate marker
+    assert early.status_code == 409
+    assert (late.status_code, late.json()) == (200, {"accepted": True})
+    assert [r["eventId"] for r in queued_requests(env.deployment)] == ["evt_dies"]
+    [claim] = state_items(env.deployment)
+    assert "acceptedAt" in claim and "claimToken" not in claim
+    duplicate = post(env, body, signature_headers(SECRET, body))
+    assert (duplicate.status_code, duplicate.json()) == (200, {"duplicate": True})
+    assert queued_requests(env.deployment) == []
+
+
+def record_state_keys(pipeline: LocalPipeline, name: str) -> list[str]:
+    """The partition key of every State table request the function makes from now on."""
+    rt = pipeline.runtime(name)
+    keys: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == rt.resources.state_table:
+            key = params.get("Key") or params.get("Item") or {}
+            keys.append(key.get("pk", {}).get("S", "<no key>"))
+
+    rt.client("dynamodb").meta.events.register("provide-client-params.dynamodb.*", record)
+    return keys
 
 
 # -- webhooks driving collection ------------------------------------------------------------------------
@@ -231,6 +338,8 @@ def test_duplicate_and_reordered_webhooks_give_one_result_per_file_and_one_messa
     env.sim.faults.webhook_duplicate_rate = 1.0
     env.sim.faults.webhook_reorder = True
     upload(env.deployment, [f"invoices/dup-{i:03d}.pdf" for i in range(120)])
+
+    state_keys = {name: record_state_keys(pipeline, name) for name in ("webhook", "results")}
 
     # When the pipeline runs, then late duplicates come in (an SQS redelivery, a reconciler poll)
     pipeline.pump()
@@ -255,6 +364,12 @@ def test_duplicate_and_reordered_webhooks_give_one_result_per_file_and_one_messa
     assert [s["state"] for s in submissions(pipeline)] == [BatchState.COMPLETED] * 3
     messages = notifications(env.deployment, alerts)
     assert sorted(m["batchId"] for m, _ in messages) == sorted(b["id"] for b in batches)
+
+    # And the webhook and results functions touched only the State items their roles allow
+    # (dynamodb:LeadingKeys in stacks.functions; moto does not enforce IAM, so the code is checked here)
+    for name, keys in state_keys.items():
+        assert keys, name
+        assert all(any(fnmatchcase(k, p) for p in STATE_LEADING_KEYS[name]) for k in keys), (name, keys)
 
 
 def test_a_lost_webhook_is_completed_by_the_reconciler(

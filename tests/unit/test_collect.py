@@ -15,6 +15,7 @@ from batchdrop_core.collect import (
     summarize,
 )
 from batchdrop_core.config import Resources, Settings
+from batchdrop_core.redact import MAX_MESSAGE_CHARS
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
 
 ROUTE = {"name": "invoices", "prefix": "invoices/", "type": "extract", "processorId": "ex_abc"}
@@ -219,3 +220,37 @@ def test_the_batch_message_names_its_outcome_in_attributes_and_caps_failed_files
     assert message["eventType"] == "batch.failed" and message["manifest"] == "s3://results/manifests/x"
     assert len(message["failedFiles"]) == MAX_FAILED_FILES_IN_MESSAGE and message["failedFilesTruncated"]
     assert len(subject) <= 100
+
+
+ECHOED_URL = (
+    "https://drop.s3.amazonaws.com/invoices/a.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=AKIATESTNOTAREALKEY00%2F20261128%2Fus-east-1%2Fs3%2Faws4_request"
+    "&X-Amz-Security-Token=test-not-a-real-token&X-Amz-Signature=" + "ab" * 32
+)
+
+
+def test_extends_failure_message_is_stored_and_published_redacted_and_bounded() -> None:
+    # Given a run that failed with a long message echoing the file's presigned URL, per-file notices on
+    rt = FakeRuntime(maxAttempts=1, perFileNotifications=True)
+    published: list[dict[str, Any]] = []
+    rt.notify = lambda subject, body, attributes: published.append(body)  # type: ignore[attr-defined]
+    message = f"Could not process {ECHOED_URL}: " + "the document is unreadable. " * 200
+
+    # When collection settles it, and the batch's message lists it
+    settle_failure(rt, submission(), tracked(), "exr_1", "FAILED_TO_PROCESS_FILE", message, CollectOutcome())
+    stored = tracked()
+    stored.failure_message = message  # an item written before redaction existed
+    _, batch_body, _ = batch_message(rt, submission(state=BatchState.FAILED), [stored])
+
+    # Then the Files item, the file's notification and the batch's carry neither credentials nor more
+    # than about a kilobyte of Extend's text
+    ((_, fields),) = rt.files.calls
+    [file_body] = published
+    for text in (
+        fields["failure_message"],
+        file_body["failureMessage"],
+        batch_body["failedFiles"][0]["failureMessage"],
+    ):
+        assert text.startswith("Could not process https://drop.s3.amazonaws.com/invoices/a.pdf?")
+        assert "AKIATEST" not in text and "not-a-real-token" not in text and "ab" * 32 not in text
+        assert len(text) <= MAX_MESSAGE_CHARS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,8 @@ def headers(signature: str = EXPECTED, timestamp: int = TIMESTAMP) -> dict[str, 
 def test_worked_example_is_accepted(body: bytes) -> None:
     assert sign(SECRET, TIMESTAMP, body) == EXPECTED
     verify(SECRET, headers(), body, now=TIMESTAMP + 10)
-    # Header names are case-insensitive; a signature in upper case is the same hex.
-    verify(SECRET, {k.upper(): v.upper() for k, v in headers().items()}, body, now=TIMESTAMP)
+    # Header names are case-insensitive; whitespace around a value is not part of it (RFC 9110).
+    verify(SECRET, {k.upper(): f" {v}\t" for k, v in headers().items()}, body, now=TIMESTAMP)
     # During a rotation either secret may sign.
     verify(["wss_test_new_secret", SECRET], headers(), body, now=TIMESTAMP)
 
@@ -60,7 +61,7 @@ def test_worked_example_is_accepted(body: bytes) -> None:
         (lambda b, h: (b, {**h, TIMESTAMP_HEADER: "12.5"}, SECRET, TIMESTAMP), "not an integer"),
         (
             lambda b, h: (b, {**h, SIGNATURE_HEADER: "sha256=" + EXPECTED}, SECRET, TIMESTAMP),
-            "does not match",
+            "not 64 lowercase hex",
         ),
     ],
 )
@@ -92,3 +93,49 @@ def test_verify_accepts_exactly_the_validly_signed_fresh_requests(
         assert accepted == should_pass
     with pytest.raises(WebhookSignatureError):
         verify(secret + "x", signed, body, now=now)
+
+
+# Headers a crafted request could carry: each is refused as a bad signature (a counted 401), none raises
+# anything else. Before strict parsing, "²" passed str.isdigit() and then int() raised, and non-ASCII
+# digits or signatures raised in sign() / hmac.compare_digest: 500s before authentication.
+CRAFTED_TIMESTAMPS = [
+    "²",  # superscript two: isdigit() but not int()
+    "١٧٦٤٣٢٠٤٠٠",  # Arabic-Indic digits: int() takes them, sign() cannot encode them as ASCII
+    "\uff11\uff17\uff16\uff14",  # fullwidth digits
+    "1764320400\n",  # a trailing newline, which a $-anchored pattern would let through
+    "+1764320400",
+    "-1",
+    "1_764_320_400",  # int() accepts underscores
+    "1" * 13,  # more than 12 digits
+    "9" * 400,  # int() of a huge number, then a float overflow in the age
+    " ",
+    "0x69296b10",
+]
+CRAFTED_SIGNATURES = [
+    EXPECTED.upper(),  # Extend sends lowercase hex; anything else is not its signature
+    EXPECTED[:-1],
+    EXPECTED + "0",
+    EXPECTED[:-1] + "é",  # non-ASCII: compare_digest raises TypeError on non-ASCII str
+    EXPECTED[:-1] + "٣",
+    "v0=" + EXPECTED,
+    "g" * 64,
+    "\x00" * 64,
+]
+
+
+@pytest.mark.parametrize("timestamp", CRAFTED_TIMESTAMPS)
+def test_a_crafted_timestamp_is_a_signature_error(body: bytes, timestamp: str) -> None:
+    with pytest.raises(WebhookSignatureError, match="timestamp is not an integer"):
+        verify(SECRET, {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: EXPECTED}, body, now=TIMESTAMP)
+
+
+@pytest.mark.parametrize("signature", CRAFTED_SIGNATURES)
+def test_a_crafted_signature_is_a_signature_error(body: bytes, signature: str) -> None:
+    with pytest.raises(WebhookSignatureError, match="not 64 lowercase hex"):
+        verify(SECRET, headers(signature=signature), body, now=TIMESTAMP)
+
+
+@given(timestamp=st.text(max_size=20), signature=st.text(max_size=80))
+def test_no_header_value_raises_anything_but_a_signature_error(timestamp: str, signature: str) -> None:
+    with contextlib.suppress(WebhookSignatureError):
+        verify(SECRET, {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature}, b"{}", now=TIMESTAMP)

@@ -40,3 +40,26 @@ def test_a_failure_answers_500_so_extend_retries(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(handler, "runtime", broken)
     status, body = invoke(proxy_event("POST", "/webhooks/extend", {}, b"{}"))
     assert (status, body) == (500, {"message": "internal error; retry later"})
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature"),
+    [("²", "0" * 64), ("١٧٦٤٣٢٠٤٠٠", "0" * 64), ("1764320400", "é" * 64), ("1764320400", "٣" * 64)],
+)
+def test_crafted_headers_are_a_counted_401_not_a_500(
+    monkeypatch: pytest.MonkeyPatch, timestamp: str, signature: str
+) -> None:
+    # Given headers that used to raise before authentication (int("²"), non-ASCII in sign/compare_digest)
+    from tests.unit.test_webhook_handling import FakeRuntime
+
+    monkeypatch.setattr(handler, "runtime", FakeRuntime)
+    counted: list[str] = []
+    monkeypatch.setattr(handler.metrics, "add_metric", lambda name, unit, value: counted.append(name))
+    headers = {"x-extend-request-timestamp": timestamp, "x-extend-request-signature": signature}
+
+    # When they reach the function through API Gateway
+    status, body = invoke(proxy_event("POST", "/webhooks/extend", headers, b"{}"))
+
+    # Then the answer is 401 and the rejection is counted for the WebhooksRejected alarm
+    assert status == 401 and body["message"]
+    assert counted == ["WebhooksRejected"]

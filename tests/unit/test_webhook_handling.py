@@ -7,29 +7,58 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
-from batchdrop_core.extend.signing import signature_headers
-from batchdrop_core.webhook import MAX_BODY_BYTES, handle_webhook
+from batchdrop_core.extend.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_headers
+from batchdrop_core.tracking import EVENT_ACCEPTED, EVENT_PENDING
+from batchdrop_core.webhook import CLAIM_PENDING_SECONDS, MAX_BODY_BYTES, handle_webhook
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SECRET = "wss_test_not_a_real_secret_0000"
 
 
 class FakeState:
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-        self.released: list[str] = []
+    """The webhook's State items as StateStore keeps them: a pending claim expires, a confirmed one stays."""
 
-    def claim_event(self, event_id: str) -> bool:
-        if event_id in self.seen:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.claims: dict[str, dict[str, Any]] = {}
+        self.released: list[str] = []
+        self.confirm_down = False
+
+    @property
+    def seen(self) -> set[str]:
+        return set(self.claims)
+
+    def claim_event(self, event_id: str, pending_seconds: int) -> str | None:
+        held = self.claims.get(event_id)
+        if held and held["expiresAt"] >= self.now:
+            return None
+        token = f"token-{len(self.released)}-{self.now}"
+        self.claims[event_id] = {"token": token, "expiresAt": self.now + pending_seconds, "accepted": False}
+        return token
+
+    def confirm_event(self, event_id: str, token: str) -> bool:
+        if self.confirm_down:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "UpdateItem")
+        held = self.claims.get(event_id)
+        if not held or held["token"] != token:
             return False
-        self.seen.add(event_id)
+        held.update(accepted=True, expiresAt=self.now + 7 * 24 * 3600)
         return True
 
-    def release_event(self, event_id: str) -> None:
-        self.seen.discard(event_id)
+    def release_event(self, event_id: str, token: str) -> bool:
+        if self.claims.get(event_id, {}).get("token") != token:
+            return False
+        del self.claims[event_id]
         self.released.append(event_id)
+        return True
+
+    def event_state(self, event_id: str) -> str | None:
+        held = self.claims.get(event_id)
+        if not held or held["expiresAt"] < self.now:
+            return None
+        return EVENT_ACCEPTED if held["accepted"] else EVENT_PENDING
 
 
 class FakeRuntime:
@@ -42,6 +71,9 @@ class FakeRuntime:
         self.state = FakeState()
         self.enqueued: list[dict[str, Any]] = []
         self.queue_down = False
+        self.queue_slow = False
+        self.crash_before_enqueue = False
+        self.quick: list[bool] = []
 
     def secret_value(self, field_name: str, *, force_fetch: bool = False) -> str:
         return self.cached
@@ -51,9 +83,15 @@ class FakeRuntime:
         self.cached = self.stored
         return self.cached
 
-    def request_collection(self, body: dict[str, Any]) -> None:
+    def request_collection(self, body: dict[str, Any], *, quick: bool = False) -> None:
+        self.quick.append(quick)
+        if self.crash_before_enqueue:
+            # The process dies here (a timeout, an out-of-memory kill): nothing after this line runs.
+            raise SystemExit("killed between the claim and the enqueue")
         if self.queue_down:
             raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
+        if self.queue_slow:  # what the quick client raises when SQS does not answer within its timeouts
+            raise ReadTimeoutError(endpoint_url="https://sqs.invalid")
         self.enqueued.append(body)
 
 
@@ -140,15 +178,93 @@ def test_a_rotated_secret_is_read_again_and_accepted() -> None:
     assert reply.status == 200 and rt.refreshes == 1
 
 
-def test_an_event_that_cannot_be_enqueued_is_released_for_the_retry() -> None:
+@pytest.mark.parametrize("failure", ["queue_down", "queue_slow"])
+def test_an_event_that_cannot_be_enqueued_is_released_for_the_retry(failure: str) -> None:
+    # Given SQS refusing the message, or not answering within the quick client's timeouts
     rt = FakeRuntime()
-    rt.queue_down = True
+    setattr(rt, failure, True)
     body = event("extend-webhook-batch-processed.json")
 
+    # When Extend delivers the event, and retries after the 500
     failed = deliver(rt, body)
-    rt.queue_down = False
+    setattr(rt, failure, False)
     retried = deliver(rt, body)
 
-    assert failed.status == 500
+    # Then the retry is accepted and enqueued, once, through the fail-fast client
+    assert failed.status == 500 and rt.state.released == ["evt_7QpL2mX9vB4kR8tN"]
     assert (retried.status, retried.body) == (200, {"accepted": True})
     assert len(rt.enqueued) == 1
+    assert rt.quick == [True, True]
+
+
+def test_a_duplicate_after_a_successful_enqueue_is_answered_200_without_a_second_message() -> None:
+    rt = FakeRuntime()
+    body = event("extend-webhook-batch-processed.json")
+    assert deliver(rt, body).body == {"accepted": True}
+
+    # Long after the pending window, the claim is still a duplicate marker
+    rt.state.now += 3600
+    again = deliver(rt, body)
+
+    assert (again.status, again.body) == (200, {"duplicate": True})
+    assert len(rt.enqueued) == 1
+
+
+def test_a_crash_between_claim_and_enqueue_does_not_swallow_the_retry() -> None:
+    # Given a delivery whose process dies after claiming the event id, before enqueueing it
+    rt = FakeRuntime()
+    body = event("extend-webhook-batch-processed.json")
+    rt.crash_before_enqueue = True
+    with pytest.raises(SystemExit):
+        deliver(rt, body)
+    rt.crash_before_enqueue = False
+
+    # When Extend retries while the dead delivery's claim is pending, and again once it has expired
+    early = deliver(rt, body)
+    rt.state.now += CLAIM_PENDING_SECONDS + 1
+    late = deliver(rt, body)
+
+    # Then the early retry is asked to come back (not a 200, which would drop the event) and the late
+    # one is accepted and enqueued
+    assert early.status == 409 and "retry" in early.body["message"]
+    assert (late.status, late.body) == (200, {"accepted": True})
+    assert [e["eventId"] for e in rt.enqueued] == ["evt_7QpL2mX9vB4kR8tN"]
+
+
+def test_an_event_queued_but_not_confirmed_is_still_accepted() -> None:
+    # Given a State table that fails the confirmation after the message was sent
+    rt = FakeRuntime()
+    rt.state.confirm_down = True
+    body = event("extend-webhook-batch-processed.json")
+
+    # Then the event is accepted (it is queued); a retry within the pending window is deferred
+    assert deliver(rt, body).body == {"accepted": True}
+    assert deliver(rt, body).status == 409
+    assert len(rt.enqueued) == 1
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        {TIMESTAMP_HEADER: "²"},
+        {TIMESTAMP_HEADER: "١٧٦٤٣٢٠٤٠٠"},
+        {TIMESTAMP_HEADER: "1" * 13},
+        {SIGNATURE_HEADER: "é" * 64},
+        {SIGNATURE_HEADER: "٣" * 64},
+        {SIGNATURE_HEADER: "A" * 64},
+    ],
+)
+def test_crafted_headers_are_refused_with_401_before_anything_else(crafted: dict[str, str]) -> None:
+    rt = FakeRuntime()
+    reply = deliver(rt, event("extend-webhook-batch-processed.json"), **crafted)
+    assert reply.status == 401 and reply.rejected
+    assert rt.refreshes == 0 and rt.enqueued == [] and rt.state.seen == set()
+
+
+def test_an_overlong_event_id_is_refused() -> None:
+    rt = FakeRuntime()
+    body = json.dumps(
+        {"eventId": "e" * 300, "eventType": "batch_processor_run.processed", "payload": {"id": "bpr_1"}}
+    ).encode()
+    assert deliver(rt, body).status == 400
+    assert rt.state.seen == set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from batchdrop_core.redact import redact
+
 
 class ExtendError(Exception):
     """A failed Extend API call. ``message`` is Extend's own text when it sent one."""
@@ -16,8 +18,10 @@ class ExtendError(Exception):
         code: str | None = None,
         request_id: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        # Extend's text may echo a presigned URL and has no length limit: redacted and cut here, at the
+        # source, so every log line, note and notification built from the error is safe.
+        self.message = redact(message)
+        super().__init__(self.message)
         self.status_code = status_code
         self.code = code
         self.request_id = request_id
@@ -30,7 +34,7 @@ class ExtendError(Exception):
         text += f": {self.message}"
         if self.request_id:
             text += f" [request {self.request_id}]"
-        return text
+        return redact(text)
 
 
 class ExtendRetryableError(ExtendError):

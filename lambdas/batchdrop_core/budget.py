@@ -6,8 +6,10 @@ submitters' searches, POSTs and uploads. A budget is a schedule of request slots
 number in the State table (``RATE#<name>``: when its next request may go). A process leases the next few
 slots with one conditional write and spends them itself, one request per slot; a lease grows while the
 process uses all it leased (1, 2, 4 … slots, up to ``LEASE_SECONDS`` of the rate) and shrinks when slots
-pass unused, so a function that reads once takes one slot, a collector reading a thousand runs writes the
-item every few seconds, and a slow one leaves the rest of the rate to others. Slots are never handed out
+pass unused, but not below ``SLOW_LEASE_SECONDS`` of the rate: a function that reads once takes one slot,
+a collector reading a thousand runs writes the item every few seconds, and one slower than the rate
+(each request takes longer than a slot, as most do at Extend's 10/s) wastes at most a second of the rate
+per lease instead of writing the item once per request. Slots are never handed out
 twice, so all processes together stay at or under the rate (GCRA: a burst of one).
 """
 
@@ -20,6 +22,7 @@ from collections.abc import Callable
 
 LEASE_SECONDS = 5.0  # the longest lease, in seconds of the budget's rate
 IDLE_SECONDS = 2.0  # a process that asked nothing for this long starts again with a lease of one slot
+SLOW_LEASE_SECONDS = 1.0  # the smallest lease of a busy process slower than the rate, in seconds of it
 
 
 class SharedBudget:
@@ -50,6 +53,7 @@ class SharedBudget:
         self._size = 1  # slots to lease next time
         self._slow = False  # slots of the current lease passed unused
         self._max_size = max(1, int(rate_per_second * LEASE_SECONDS))
+        self._slow_size = min(self._max_size, max(1, math.ceil(rate_per_second * SLOW_LEASE_SECONDS)))
         self.leases = 0
 
     def acquire(self) -> float:
@@ -68,7 +72,7 @@ class SharedBudget:
                 if idle:
                     self._size = 1
                 elif self._slow:
-                    self._size = max(1, self._size // 2)
+                    self._size = max(self._slow_size, self._size // 2)
                 else:
                     self._size = min(self._size * 2, self._max_size)
                 self._slow = False

@@ -113,3 +113,17 @@ def test_a_process_slower_than_the_rate_keeps_its_slots_ahead_and_leases_less() 
         clock.sleep(0.5)
         slow.acquire()
     assert schedule.leases[-1][1] < 16 * 100
+
+
+def test_a_process_slower_than_the_rate_writes_the_schedule_about_once_a_second_not_per_request() -> None:
+    # Given a collector whose every request takes 250 ms, against a 10/s budget (100 ms slots)
+    schedule, clock = Schedule(), Clock()
+    slow = budget(schedule, clock)
+    for _ in range(200):
+        slow.acquire()
+        clock.sleep(0.25)
+    # Then it leases a second of the rate at a time (10 slots, 4 of them used), not one slot per request:
+    # the State item is written once per four requests, and never more than a second of the rate is wasted
+    assert len(schedule.leases) <= 200 / 3
+    assert max(d for _, d in schedule.leases[3:]) <= 1000
+    assert all(d >= 1000 for _, d in schedule.leases[3:])

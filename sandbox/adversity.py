@@ -35,6 +35,7 @@ from botocore.client import BaseClient
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.tracking import FileStatus, with_derived_names
 from sandbox import alarms
+from sandbox.docfigures import replace_between
 from sandbox.documents import document, invoice, packet
 from sandbox.local import Sandbox, SandboxOptions
 
@@ -519,12 +520,7 @@ def render(result: dict[str, Any], problems: list[str]) -> str:
 
 
 def write_figures(result: dict[str, Any], problems: list[str], doc: Any) -> None:
-    text = doc.read_text(encoding="utf-8")
-    if FIGURES_START not in text or FIGURES_END not in text:
-        raise SystemExit(f"{doc} has no adversity section ({FIGURES_START!r} … {FIGURES_END!r})")
-    before, rest = text.split(FIGURES_START, 1)
-    after = rest.split(FIGURES_END, 1)[1]
-    doc.write_text(before + render(result, problems) + after, encoding="utf-8")
+    replace_between(doc, FIGURES_START, FIGURES_END, render(result, problems))
 
 
 def run(options: AdversityOptions, say: Any, log_text: Any) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from batchdrop_core.tracking import (
 from sandbox import interrupt
 from sandbox.aws import queue_depth
 from sandbox.demo import EXAMPLE_ROUTES
+from sandbox.docfigures import replace_between
 from sandbox.documents import _pdf, sample_files
 from sandbox.interrupt import Interrupted
 from sandbox.local import Sandbox, SandboxOptions
@@ -1435,12 +1436,7 @@ def render_figures(report: dict[str, Any]) -> str:
 
 
 def write_figures(report: dict[str, Any], doc: Path = DOC) -> None:
-    text = doc.read_text(encoding="utf-8")
-    if FIGURES_START not in text or FIGURES_END not in text:
-        raise SystemExit(f"{doc} has no figures section ({FIGURES_START!r} … {FIGURES_END!r})")
-    before, rest = text.split(FIGURES_START, 1)
-    after = rest.split(FIGURES_END, 1)[1]
-    doc.write_text(before + render_figures(report) + after, encoding="utf-8")
+    replace_between(doc, FIGURES_START, FIGURES_END, render_figures(report))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1535,58 +1531,54 @@ def run_faults(args: argparse.Namespace) -> bool:
     return bool(ok)
 
 
+def run_scenario(
+    args: argparse.Namespace, name: str, scenario: Any, run: Callable[..., dict[str, Any]]
+) -> bool:
+    """One of the scenario modules (``run``, ``check``, ``write_figures``): the handlers' output to a log
+    file, progress on the console, the report and its checks, the figures into the doc."""
+    print(f"{name}: starting", flush=True)
+    log_path = args.log or Path(tempfile.mkstemp(prefix=f"batchdrop-{name}-", suffix=".log")[1])
+    terminal = sys.stdout  # LogCapture takes sys.stdout for the handlers' metric blobs
+    try:
+        with LogCapture(log_path) as logs:
+            result = run(lambda m: print(m, file=terminal, flush=True), logs.text)
+    except Interrupted as stop:
+        print(interrupt.summary(), flush=True)
+        raise SystemExit(interrupt.finish(stop.exit_code)) from None
+    problems = scenario.check(result)
+    print(json.dumps(result, indent=2, default=str))
+    if not args.no_doc:
+        scenario.write_figures(result, problems, DOC)
+        print(f"{name} figures written into {DOC}")
+    for problem in problems:
+        print(f"{name.upper()}: {problem}")
+    print(f"logs: {log_path}")
+    print(f"PASS: the {name} run held every check" if not problems else f"FAIL: the {name} run")
+    return not problems
+
+
 def run_adversity(args: argparse.Namespace) -> bool:
     """Long outages, a poison input, foreign and late batches (sandbox/adversity.py)."""
     from sandbox import adversity
 
-    print("adversity: starting", flush=True)
-    log_path = args.log or Path(tempfile.mkstemp(prefix="batchdrop-adversity-", suffix=".log")[1])
-    terminal = sys.stdout  # LogCapture takes sys.stdout for the handlers' metric blobs
-    try:
-        with LogCapture(log_path) as logs:
-            result = adversity.run(
-                adversity.AdversityOptions(), lambda m: print(m, file=terminal, flush=True), logs.text
-            )
-    except Interrupted as stop:
-        print(interrupt.summary(), flush=True)
-        raise SystemExit(interrupt.finish(stop.exit_code)) from None
-    problems = adversity.check(result)
-    print(json.dumps(result, indent=2, default=str))
-    if not args.no_doc:
-        adversity.write_figures(result, problems, DOC)
-        print(f"adversity figures written into {DOC}")
-    for problem in problems:
-        print(f"ADVERSITY: {problem}")
-    print(f"logs: {log_path}")
-    print("PASS: the adversity run held every check" if not problems else "FAIL: the adversity run")
-    return not problems
+    return run_scenario(
+        args,
+        "adversity",
+        adversity,
+        lambda say, log_text: adversity.run(adversity.AdversityOptions(), say, log_text),
+    )
 
 
 def run_backfill(args: argparse.Namespace) -> bool:
     """The backfill scenario: a drop ten times the bound on files at Extend, at the plan's ratios."""
     from sandbox import backfill
 
-    print("backfill: starting", flush=True)
-    log_path = args.log or Path(tempfile.mkstemp(prefix="batchdrop-backfill-", suffix=".log")[1])
-    terminal = sys.stdout  # LogCapture takes sys.stdout for the handlers' metric blobs
-    try:
-        with LogCapture(log_path):
-            result = backfill.run(
-                backfill.BackfillOptions(), progress=lambda m: print(m, file=terminal, flush=True)
-            )
-    except Interrupted as stop:
-        print(interrupt.summary(), flush=True)
-        raise SystemExit(interrupt.finish(stop.exit_code)) from None
-    problems = backfill.check(result)
-    print(json.dumps(result, indent=2, default=str))
-    if not args.no_doc:
-        backfill.write_figures(result, problems, DOC)
-        print(f"backfill figures written into {DOC}")
-    for problem in problems:
-        print(f"BACKFILL: {problem}")
-    print(f"logs: {log_path}")
-    print("PASS: the backfill held every check" if not problems else "FAIL: the backfill")
-    return not problems
+    return run_scenario(
+        args,
+        "backfill",
+        backfill,
+        lambda say, _log_text: backfill.run(backfill.BackfillOptions(), progress=say),
+    )
 
 
 if __name__ == "__main__":

@@ -118,12 +118,10 @@ def short_options(**overrides: Any) -> RunOptions:
         "max_wait": 3,
         "upload_seconds": 12.0,
         "fault_interval": 1.0,
-        "fault_rounds": -(-len(ROUND_KINDS) // 2),  # once through the rotation, two kinds a round
+        "fault_rounds": len(ROUND_KINDS),
         "fault_seconds": None,
         "rare_every": 1,
-        # Two kinds per new batch: a loaded machine makes fewer, fuller batches (14 instead of 21 seen), and
-        # one kind per batch then left the rotation's last kinds (the results crashes) never applied.
-        "kinds_per_round": 2,
+        "kinds_per_round": 1,
         "webhook_drop_seconds": 45.0,
         "webhook_drop_rate": 0.25,
         "webhook_duplicate_rate": 0.3,

@@ -33,8 +33,9 @@ import httpx
 from botocore.client import BaseClient
 
 from batchdrop_core.dynamo import scan_all
+from batchdrop_core.submit import EXTEND_REFUSED_INPUT
 from batchdrop_core.tracking import FileStatus, with_derived_names
-from sandbox import alarms
+from sandbox import alarms, reliability
 from sandbox.docfigures import replace_between
 from sandbox.documents import document, invoice, packet
 from sandbox.local import Sandbox, SandboxOptions
@@ -343,6 +344,16 @@ class Scenario:
             self.writes.uninstall()
             sandbox.stop()
 
+    def invariants(self) -> dict[str, list[str]]:
+        """The long fault run's checker (I1 to I6) over this run's end state: the poison file is the one
+        expected rejection, and the batch whose POST response was lost the one forced late duplicate."""
+        exp = reliability.Expectations(
+            rejected={self.poison_key: EXTEND_REFUSED_INPUT}, late_duplicates_allowed=1
+        )
+        state = reliability.gather(self.sandbox, self.log_text())
+        deployment = self.sandbox.deployment
+        return reliability.check(state, exp, self.sandbox.settings, deployment.resources.drop_bucket)
+
     def report(self, started: float, poison: dict[str, Any]) -> dict[str, Any]:
         files = self.files()
         pipeline = self.sandbox.pipeline
@@ -369,6 +380,7 @@ class Scenario:
         mates_batch_sizes = sorted(
             {int(batches[m["submissionId"]]["fileCount"]) for m in mates if m.get("submissionId") in batches}
         )
+        violations = self.invariants()
         results = self.sandbox.deployment.session.client("s3").list_objects_v2(
             Bucket=self.sandbox.deployment.resources.results_bucket, Prefix="results/"
         )
@@ -419,6 +431,7 @@ class Scenario:
                 name: max((d for _, d in samples), default=0) for name, samples in self.dlq_samples.items()
             },
             "alarmsFired": [f.describe() for f in fired],
+            "invariantViolations": violations,
             "unexpectedAlarms": [f.describe() for f in fired if f.alarm not in EXPECTED_ALARMS],
         }
 
@@ -467,6 +480,8 @@ def check(result: dict[str, Any]) -> list[str]:
         problems.append(f"messages reached a DLQ: {result['dlqMax']}")
     if result["unexpectedAlarms"]:
         problems.append(f"unexpected alarms: {result['unexpectedAlarms']}")
+    for invariant, found in result["invariantViolations"].items():
+        problems += [f"{invariant}: {violation}" for violation in found]
     return problems
 
 
@@ -511,6 +526,8 @@ def render(result: dict[str, Any], problems: list[str]) -> str:
         f"| largest attempts of a file | {result['largestAttempts']} |",
         f"| DLQ messages (most at once) | {result['dlqMax']} |",
         f"| alarms fired | {', '.join(result['alarmsFired']) or 'none'} |",
+        f"| invariant violations (I1 to I6, the long run's checker) | "
+        f"{sum(map(len, result['invariantViolations'].values()))} |",
         "",
         f"Result: {'every check held' if not problems else '; '.join(problems)}.",
         "",

@@ -290,18 +290,7 @@ def _collect_submission(
         if run.status == RunStatus.PROCESSED:
             to_fetch.append((tracked, run))
         elif run.status in TERMINAL_RUN_STATUSES:
-            # FAILED / CANCELLED: the summary has all there is, no GET needed.
-            reason = run.failure_reason or run.status
-            settle_failure(
-                rt,
-                submission,
-                tracked,
-                run.id,
-                reason,
-                run.failure_message,
-                outcome,
-                failed_at=run.updated_at,
-            )
+            settle_failed_run(rt, submission, tracked, run, outcome)  # the summary has all there is
         elif batch_status == BatchStatus.PROCESSED:
             raise RetryLater(f"run {run.id} is {run.status} although its batch is finished")
         else:
@@ -412,17 +401,7 @@ def fetch_processed_runs(
             if run.status == RunStatus.PROCESSED:
                 store_result(rt, submission, tracked, run, outcome)
             else:
-                reason = run.failure_reason or run.status
-                settle_failure(
-                    rt,
-                    submission,
-                    tracked,
-                    run.id,
-                    reason,
-                    run.failure_message,
-                    outcome,
-                    failed_at=run.updated_at,
-                )
+                settle_failed_run(rt, submission, tracked, run, outcome)
         except Exception as exc:  # noqa: BLE001 - re-raised below, after the other threads stop
             errors.append(exc)
             stop.set()
@@ -511,6 +490,20 @@ def store_result(
     if recorded:
         outcome.add("processed")
         notify_file(rt, submission, tracked, FileStatus.PROCESSED, run.id, result_key=key, summary=summary)
+
+
+def settle_failed_run(
+    rt: Runtime,
+    submission: Submission,
+    tracked: TrackedFile,
+    run: RunSummary,
+    outcome: CollectOutcome,
+) -> None:
+    """A run Extend ended FAILED or CANCELLED: its reason (or its status) and message, by the retry policy."""
+    reason = run.failure_reason or run.status
+    settle_failure(
+        rt, submission, tracked, run.id, reason, run.failure_message, outcome, failed_at=run.updated_at
+    )
 
 
 def settle_failure(

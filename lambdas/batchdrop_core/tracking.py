@@ -407,7 +407,8 @@ class FileStore:
 
     def reject_claimed(self, tracked: TrackedFile, submission_id: str, reason: str, message: str) -> bool:
         """A claimed file that cannot go to Extend (Extend refused it as an input, or its object version
-        is gone) is REJECTED and leaves the submission; its batch-mates go on without it."""
+        is gone) is REJECTED and leaves the submission; its batch-mates go on without it. The claim's
+        attempt is given back: the file never reached Extend in a batch (``attempts`` counts batches)."""
         at = now_iso()
         update = (
             UpdateBuilder()
@@ -418,6 +419,7 @@ class FileStore:
             .set("problemRoute", tracked.route or UNROUTED)
             .set("problemAt", at)
             .remove("submissionId")
+            .add_number("attempts", -1)
         )
         update.value("expectSubmission", submission_id)
         update.value("expectSubmitted", FileStatus.SUBMITTED)

@@ -71,6 +71,9 @@ def test_an_input_extend_refuses_is_rejected_alone_and_its_batch_goes_full(
     assert poison["failureReason"] == "EXTEND_REFUSED_INPUT"
     assert "poison.pdf" in poison["failureMessage"] and "cannot be" in poison["failureMessage"]
     assert "submissionId" not in poison and poison["problemRoute"] == "invoices"
+    # And it used no attempt (it never reached Extend in a batch); each of the others used one
+    assert poison.get("attempts", 0) == 0
+    assert {f.get("attempts") for f in files.values()} == {1}
     assert {f["status"] for f in files.values()} == {FileStatus.SUBMITTED}
     batches = sim_batches(extend_sim)
     assert [b["runCount"] for b in batches] == [10]
@@ -99,7 +102,8 @@ def test_an_object_version_deleted_before_upload_is_object_not_found_not_a_dlq_l
 
     # Then that file is REJECTED as OBJECT_NOT_FOUND, the other nine went, and the request succeeded
     files = by_name(pipeline)
-    assert files.pop("v-3.pdf")["failureReason"] == "OBJECT_NOT_FOUND"
+    gone_now = files.pop("v-3.pdf")
+    assert (gone_now["failureReason"], gone_now.get("attempts", 0)) == ("OBJECT_NOT_FOUND", 0)
     assert {f["status"] for f in files.values()} == {FileStatus.SUBMITTED}
     assert [b["runCount"] for b in sim_batches(extend_sim)] == [9]
     assert pipeline.submitter.errors == 0

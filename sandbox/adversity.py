@@ -176,6 +176,7 @@ class Scenario:
         self._threads: list[threading.Thread] = []
         self.foreign_batches = 0
         self.writes: FilesWrites | None = None
+        self.write_times: reliability.FilesWriteTimes | None = None
 
     # -- plumbing --
     def sim(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -314,6 +315,8 @@ class Scenario:
         self.sim_url = sandbox.simulator.base_url
         self.writes = FilesWrites(sandbox.deployment.resources.files_table)
         self.writes.install()
+        self.write_times = reliability.FilesWriteTimes(sandbox.deployment.resources.files_table)
+        self.write_times.install()
         started = time.time()
         background = threading.Thread(target=self._background, name="adversity", daemon=True)
         background.start()
@@ -341,6 +344,7 @@ class Scenario:
         finally:
             self._stop.set()
             background.join(timeout=10)
+            self.write_times.uninstall()
             self.writes.uninstall()
             sandbox.stop()
 
@@ -350,7 +354,8 @@ class Scenario:
         exp = reliability.Expectations(
             rejected={self.poison_key: EXTEND_REFUSED_INPUT}, late_duplicates_allowed=1
         )
-        state = reliability.gather(self.sandbox, self.log_text())
+        times = self.write_times.snapshot() if self.write_times else None
+        state = reliability.gather(self.sandbox, self.log_text(), write_times=times)
         deployment = self.sandbox.deployment
         return reliability.check(state, exp, self.sandbox.settings, deployment.resources.drop_bucket)
 

@@ -65,7 +65,10 @@ INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "results_vs_table")
 MAX_LISTED = 50  # violations listed per invariant in the report (all are counted)
 # Timestamps of one batch's checks come from one clock; this only absorbs float rounding.
 CLOCK_TOLERANCE = 0.05
-# A file's queuedAt is taken before intake's HeadObject and PutItem; a batch cut in that gap cannot see it.
+# A file's queuedAt is taken before intake's HeadObject and PutItem (and a requeue's time before its
+# UpdateItem); a batch cut in that gap cannot see it. The run records when each write of a Files item
+# returned (``FilesWriteTimes``) and the check starts a queue stay there; this slack is for end states
+# without those times (tests that build one by hand).
 INTAKE_VISIBILITY_SLACK = 2.0
 REVOKED_KEY = "sk_revoked_by_the_reliability_run"
 
@@ -800,10 +803,59 @@ class State:
     log_text: str = ""
     secrets: list[str] = field(default_factory=list)
     webhook_replies: list[tuple[str, int]] = field(default_factory=list)
+    # fileId -> when each write of its Files item returned, in order (None: not recorded)
+    write_times: dict[str, list[float]] | None = None
+
+
+class FilesWriteTimes:
+    """When each write of a Files item returned. Every handler runs in this process and reaches DynamoDB
+    through botocore, so one hook on the client sees them all (instrumentation, not a fault): under load,
+    the gap between a file's queuedAt and the write that makes it claimable is seconds, and the I2 check
+    must not count a file as waiting before a batch could see it."""
+
+    WRITES = frozenset({"PutItem", "UpdateItem"})
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.times: defaultdict[str, list[float]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    def install(self) -> None:
+        from botocore.client import BaseClient
+
+        original = self._original = BaseClient._make_api_call
+        recorder = self
+
+        def recorded(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            response = original(client, operation, params)  # a refused conditional write raises
+            if operation in recorder.WRITES and params.get("TableName") == recorder.table:
+                key = params.get("Item") or params.get("Key") or {}
+                file_key, version = key.get("fileKey", {}).get("S"), key.get("versionId", {}).get("S")
+                if file_key and version:
+                    with recorder._lock:
+                        recorder.times[f"{file_key}#{version}"].append(time.time())
+            return response
+
+        BaseClient._make_api_call = recorded  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            from botocore.client import BaseClient
+
+            BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def snapshot(self) -> dict[str, list[float]]:
+        with self._lock:
+            return {fid: sorted(times) for fid, times in self.times.items()}
 
 
 def gather(
-    sandbox: Sandbox, log_text: str = "", webhook_replies: list[tuple[str, int]] | None = None
+    sandbox: Sandbox,
+    log_text: str = "",
+    webhook_replies: list[tuple[str, int]] | None = None,
+    write_times: dict[str, list[float]] | None = None,
 ) -> State:
     deployment = sandbox.deployment
     resources = deployment.resources
@@ -845,6 +897,7 @@ def gather(
         log_text=log_text,
         secrets=secret_values,
         webhook_replies=list(webhook_replies or []),
+        write_times=write_times,
     )
 
 
@@ -889,19 +942,26 @@ class QueueStay:
     taken_by: str | None
 
 
-def queue_stays(f: dict[str, Any]) -> list[QueueStay]:
+def queue_stays(f: dict[str, Any], write_times: list[float] | None = None) -> list[QueueStay]:
     """Each time a file waited in the queue. It arrives queued, and each history entry is a claim that sent
     it back: a requeued attempt puts it at the back of the queue, a submission that never reached Extend
-    gives it back its old place."""
+    gives it back its old place. With the times its item's writes returned, a stay starts when the write
+    that queued it returned (the first write at or after the stay's timestamp), not at the timestamp."""
     if f["status"] == FileStatus.REJECTED:
         return []
+
+    def visible(stamp: float) -> float:
+        return next((t for t in write_times or () if t >= stamp - CLOCK_TOLERANCE), stamp)
+
     stays = []
-    start = place = parse_iso(f["arrivedAt"]).timestamp()
+    place = parse_iso(f["arrivedAt"]).timestamp()
+    start = visible(place)
     for entry in f.get("history", []):
         stays.append(QueueStay(start, place, entry.get("submissionId")))
-        start = parse_iso(entry["at"]).timestamp()
+        stamp = parse_iso(entry["at"]).timestamp()
+        start = visible(stamp)
         if entry.get("reason") != SUBMISSION_NOT_SENT:
-            place = start
+            place = stamp
     stays.append(QueueStay(start, place, f.get("submissionId")))
     return stays
 
@@ -972,7 +1032,9 @@ def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> d
         if submission is None:
             v["I3"].append(f"batch {batch['id']} names submission {sid}, which does not exist")
             continue
-        _check_batch(v, batch, submission, [i["fileId"] for i in ids], files, subs, routes, settings)
+        _check_batch(
+            v, batch, submission, [i["fileId"] for i in ids], files, subs, routes, settings, state.write_times
+        )
 
     # -- I3: no file in two batches per attempt ------------------------------------------------------
     for sid, batch_ids in batches_of_submission.items():
@@ -1130,6 +1192,7 @@ def _check_batch(
     subs: dict[str, dict[str, Any]],
     routes: dict[str, Any],
     settings: Any,
+    write_times: dict[str, list[float]] | None = None,
 ) -> None:
     """I2 for one batch Extend holds: size, one route, and a partial batch only when it was due."""
     sid = submission["submissionId"]
@@ -1161,9 +1224,11 @@ def _check_batch(
     for fid, f in files.items():
         if f.get("route") != submission["route"] or fid in members:
             continue
-        for stay in queue_stays(f):
+        times = write_times.get(fid) if write_times is not None else None
+        slack = INTAKE_VISIBILITY_SLACK if times is None else CLOCK_TOLERANCE
+        for stay in queue_stays(f, times):
             taken_at = _claim_window(subs[stay.taken_by])[0] if stay.taken_by in subs else float("inf")
-            if stay.start < created - INTAKE_VISIBILITY_SLACK and taken_at > claim_end + CLOCK_TOLERANCE:
+            if stay.start < created - slack and taken_at > claim_end + CLOCK_TOLERANCE:
                 v["I2"].append(
                     f"partial batch {batch['id']} ({size} files) left {fid!r} waiting in the queue"
                 )
@@ -1253,6 +1318,8 @@ def run(options: RunOptions) -> dict[str, Any]:
     with LogCapture(log_path) as logs:
         sandbox = Sandbox(sandbox_options(options)).start()
         injector: FaultInjector | None = None
+        write_times = FilesWriteTimes(sandbox.deployment.resources.files_table)
+        write_times.install()
         try:
             secret_arn = sandbox.deployment.resources.webhook_secret
             secrets = sandbox.deployment.session.client("secretsmanager")
@@ -1279,7 +1346,8 @@ def run(options: RunOptions) -> dict[str, Any]:
                 injector.uninstall()
             say("checking the invariants…")
             stats = sim_get(sandbox, "/_sim/stats")
-            state = gather(sandbox, logs.text(), injector.webhook_replies if injector else [])
+            replies = injector.webhook_replies if injector else []
+            state = gather(sandbox, logs.text(), replies, write_times.snapshot())
             violations = check(state, exp, sandbox.settings, sandbox.deployment.resources.drop_bucket)
             report = build_report(
                 options, started_at, time.monotonic() - started, state, violations, stats, injector, driver
@@ -1296,6 +1364,7 @@ def run(options: RunOptions) -> dict[str, Any]:
             if injector:
                 injector.stop()
                 injector.uninstall()
+            write_times.uninstall()
             sandbox.stop()
 
 

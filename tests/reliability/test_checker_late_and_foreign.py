@@ -5,6 +5,7 @@ and only when batchdrop detected it (the submission carries ``lateBatchAt``)."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batchdrop_core.config import Settings
@@ -138,3 +139,68 @@ def test_an_undetected_late_batch_is_an_i3_violation_whatever_the_run_allows() -
 def test_a_batch_without_batchdrop_metadata_is_not_ours_to_check() -> None:
     state = end_state(late_batch_at=LATER, foreign=True)
     assert violations(state, Expectations(late_duplicates_allowed=1)) == []
+
+
+def partial_batch_state(write_delay: float) -> State:
+    """A partial batch of one file (``a``) cut while file ``b`` of the same route had been stamped queued
+    4 s before the batch was created but, under load, became claimable only ``write_delay`` s after its
+    stamp; ``b`` went out in the next batch."""
+    t0 = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
+
+    def iso(seconds: float) -> str:
+        return (t0 + timedelta(seconds=seconds)).isoformat()
+
+    a = processed_file("invoices/a.pdf", "sub-1", "run-1a")
+    b = processed_file("invoices/b.pdf", "sub-2", "run-2b")
+    a["arrivedAt"] = a["queuedAt"] = iso(0)
+    b["arrivedAt"] = b["queuedAt"] = iso(7)
+    subs = [
+        submission("sub-1", BatchState.COMPLETED, "batch-1", createdAt=iso(11), submittedAt=iso(11.2)),
+        submission("sub-2", BatchState.COMPLETED, "batch-2", createdAt=iso(30), submittedAt=iso(30.2)),
+    ]
+    for s in subs:
+        s.update(fileCount=1, processedCount=1, manifestKey=f"manifests/{s['submissionId']}.jsonl")
+    results = {
+        f["resultKey"]: {
+            "id": f["runId"],
+            "batchdrop": {"fileId": f["fileId"], "submissionId": f["submissionId"]},
+        }
+        for f in (a, b)
+    }
+    return State(
+        files=[a, b],
+        submissions=subs,
+        sim_batches=[batch("batch-1", "sub-1", [a], ["run-1a"]), batch("batch-2", "sub-2", [b], ["run-2b"])],
+        drop_versions=[{"Key": f["key"], "VersionId": "v1", "Size": 10} for f in (a, b)],
+        result_versions=Counter(results.keys()),
+        result_bodies=results,
+        manifests={f"manifests/{sid}.jsonl": [{}] for sid in ("sub-1", "sub-2")},
+        notifications=[
+            {
+                "eventType": "batch.completed",
+                "submissionId": sid,
+                "processedCount": 1,
+                "failedCount": 0,
+                "requeuedCount": 0,
+            }
+            for sid in ("sub-1", "sub-2")
+        ],
+        dlq_bodies={},
+        write_times={
+            a["fileId"]: [t0.timestamp() + 0.1],
+            b["fileId"]: [t0.timestamp() + 7 + write_delay],
+        },
+    )
+
+
+PARTIAL = Settings.parse({**SETTINGS.model_dump(by_alias=True), "maxBatchSize": 5, "maxWaitSeconds": 10}, "t")
+
+
+def test_a_file_written_after_a_partial_batch_was_cut_was_not_left_waiting() -> None:
+    found = check(partial_batch_state(write_delay=5.0), Expectations(), PARTIAL, BUCKET)
+    assert found["I2"] == []
+
+
+def test_a_file_claimable_before_a_partial_batch_was_cut_and_left_behind_is_an_i2_violation() -> None:
+    found = check(partial_batch_state(write_delay=0.2), Expectations(), PARTIAL, BUCKET)
+    assert any("left" in v and "waiting in the queue" in v for v in found["I2"])

@@ -7,7 +7,6 @@ limiter, as two Lambda copies), to show that they take turns at the whole rate a
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -17,6 +16,7 @@ from typing import Any
 from batchdrop_core.collect import RESULTS_MAX_CONCURRENCY, collect
 from batchdrop_core.config import SETTINGS_ENV, Resources
 from batchdrop_core.extend import ExtendClient
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.runtime import Runtime
 from bench.common import (
     Row,
@@ -133,7 +133,7 @@ def run(quick: bool) -> Section:
             message = {
                 "MessageId": str(uuid.uuid4()),
                 "ReceiptHandle": "bench",
-                "Body": json.dumps({"batchId": batch_id, "source": "bench"}),
+                "Body": CollectionRequest(batch_id, source="bench").to_body(),
                 "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
             }
             event = {"Records": [sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:bench-results")]}
@@ -173,7 +173,9 @@ def run(quick: bool) -> Section:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 outcomes = list(
                     pool.map(
-                        lambda pair: collect(pair[0], {"batchId": pair[1], "source": "bench"}, lambda: 900.0),
+                        lambda pair: collect(
+                            pair[0], CollectionRequest(pair[1], source="bench"), lambda: 900.0
+                        ),
                         zip(copies, pair_ids, strict=True),
                     )
                 )

@@ -5,9 +5,7 @@ retries after a crash record nothing twice (I4): a file already settled for this
 and the outcome is announced once (a conditional write on ``notifiedAt`` claims the right to publish).
 A lease on the submission keeps two workers from collecting one batch at the same time.
 
-Collection requests (the results queue's message body, JSON):
-``{"batchId"?, "submissionId"?, "source": "webhook"|"reconciler"|…, "eventId"?, "eventType"?,
-"continuation"?: n}``. At least one of batchId / submissionId is present.
+A collection request (``messages.CollectionRequest``) names the batch, our submission, or both.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from batchdrop_core.extend import (
     ExtendRetryableError,
     RunStatus,
 )
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
 from batchdrop_core.redact import redact, redact_optional
 from batchdrop_core.runtime import Runtime
@@ -91,7 +90,7 @@ class CollectOutcome:
             self.requeued_routes.add(route)
 
 
-def collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float]) -> CollectOutcome:
+def collect(rt: Runtime, request: CollectionRequest, time_left: Callable[[], float]) -> CollectOutcome:
     """Collect (or continue collecting) the batch a request names.
 
     When Extend is unavailable (throttling or failing beyond the client's retries) or refuses the API key,
@@ -101,20 +100,19 @@ def collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float]
     try:
         return _collect(rt, request, time_left)
     except (ExtendRetryableError, ExtendRejectedError) as exc:
-        deferrals = int(request.get("deferrals") or 0)
         transient = isinstance(exc, ExtendRetryableError) or exc.is_auth_problem
-        if not transient or deferrals >= MAX_DEFERRALS:
+        if not transient or request.deferrals >= MAX_DEFERRALS:
             raise
-        delay = min(MAX_SQS_DELAY_SECONDS, DEFER_BASE_SECONDS * 2**deferrals)
-        rt.request_collection({**request, "deferrals": deferrals + 1}, delay_seconds=delay)
+        delay = min(MAX_SQS_DELAY_SECONDS, DEFER_BASE_SECONDS * 2**request.deferrals)
+        rt.request_collection(request.deferred(), delay_seconds=delay)
         logger.error(
             "Extend unavailable or refusing the API key; collection deferred",
-            extra={"batchId": request.get("batchId"), "delaySeconds": delay, "error": str(exc)},
+            extra={"batchId": request.batch_id, "delaySeconds": delay, "error": str(exc)},
         )
-        return CollectOutcome(result="deferred", submission_id=request.get("submissionId"))
+        return CollectOutcome(result="deferred", submission_id=request.submission_id)
 
 
-def _collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float]) -> CollectOutcome:
+def _collect(rt: Runtime, request: CollectionRequest, time_left: Callable[[], float]) -> CollectOutcome:
     outcome = CollectOutcome()
     submission = resolve_submission(rt, request)
     if submission is None:
@@ -150,9 +148,12 @@ def _collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float
         outcome.result = "late_duplicate" if late else "completed"
         return outcome
     # Released first, so the continuation can take the lease at once.
-    step = int(request.get("continuation") or 0) + 1
-    rt.request_collection({**request, "submissionId": sid, "continuation": step})
-    logger.info("collection continues in a new invocation", extra={"submissionId": sid, "continuation": step})
+    continuation = request.continued(sid)
+    rt.request_collection(continuation)
+    logger.info(
+        "collection continues in a new invocation",
+        extra={"submissionId": sid, "continuation": continuation.continuation},
+    )
     outcome.result = "continued"
     return outcome
 
@@ -160,18 +161,16 @@ def _collect(rt: Runtime, request: dict[str, Any], time_left: Callable[[], float
 # -- which submission -------------------------------------------------------------------------------
 
 
-def resolve_submission(rt: Runtime, request: dict[str, Any]) -> Submission | None:
+def resolve_submission(rt: Runtime, request: CollectionRequest) -> Submission | None:
     """Our submission for a request; None when the batch is not batchdrop's. Raises RetryLater when
     it cannot be told yet."""
-    if request.get("submissionId"):
-        submission = rt.batches.get(request["submissionId"])
+    if request.submission_id:
+        submission = rt.batches.get(request.submission_id)
         if submission is None:
-            extra = {"submissionId": request["submissionId"], "source": request.get("source")}
+            extra = {"submissionId": request.submission_id, "source": request.source}
             logger.warning("collection request for an unknown submission dropped", extra=extra)
         return submission
-    batch_id = request.get("batchId")
-    if not batch_id:
-        raise ValueError("a collection request needs a batchId or a submissionId")
+    batch_id = request.batch_id or ""  # a request names one or the other (CollectionRequest)
     return rt.batches.by_batch_id(batch_id) or _adopt_batch(rt, batch_id)
 
 

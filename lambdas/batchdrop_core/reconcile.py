@@ -14,6 +14,7 @@ from typing import Any
 from batchdrop_core import admission, timeutil
 from batchdrop_core.collect import search_runs_of_submission
 from batchdrop_core.extend import TERMINAL_BATCH_STATUSES, TERMINAL_RUN_STATUSES, ExtendError
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.tracking import BatchState, Submission
@@ -71,13 +72,13 @@ def poll_submission(rt: Runtime, submission: Submission, outcome: ReconcileOutco
             batch = rt.extend.get_batch_run(submission.batch_id)
             if batch.status not in TERMINAL_BATCH_STATUSES:
                 return
-            request = {"batchId": submission.batch_id, "submissionId": sid, "source": "reconciler"}
+            request = CollectionRequest(submission.batch_id, sid, source="reconciler")
         else:
             # Adopted without a batch id: its runs, found by their metadata, tell whether it is over.
             runs = search_runs_of_submission(rt, submission)
             if not runs or any(run.status not in TERMINAL_RUN_STATUSES for run in runs):
                 return
-            request = {"submissionId": sid, "source": "reconciler"}
+            request = CollectionRequest(submission_id=sid, source="reconciler")
     except ExtendError as exc:
         logger.warning(
             "could not poll a batch; the next run tries again", extra={"submissionId": sid, "error": str(exc)}
@@ -85,7 +86,10 @@ def poll_submission(rt: Runtime, submission: Submission, outcome: ReconcileOutco
         return
     rt.request_collection(request)
     outcome.collection_requested.append(sid)
-    logger.info("finished batch without a webhook; collection requested", extra=request)
+    logger.info(
+        "finished batch without a webhook; collection requested",
+        extra={"submissionId": sid, "batchId": submission.batch_id},
+    )
 
 
 def _describe(submission: Submission) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from batchdrop_core.budget import SharedBudget
 from batchdrop_core.extend.ratelimit import RateLimiter
+from batchdrop_core.messages import CollectionRequest, FlushRequest
 from batchdrop_core.runconfig import Resources, RunSettings
 from batchdrop_core.tracking import BatchStore, FileStore, StateStore
 
@@ -141,19 +142,19 @@ class Runtime:
         """Ask the submitter to look at a route (FIFO: one submitter per route at a time)."""
         self.client("sqs").send_message(
             QueueUrl=self.resources.require("flush_queue_url"),
-            MessageBody=json.dumps({"route": route, "force": force, "reason": reason}),
+            MessageBody=FlushRequest(route, reason, force).to_body(),
             MessageGroupId=route,
             MessageDeduplicationId=uuid.uuid4().hex,
         )
 
     def request_collection(
-        self, body: dict[str, Any], delay_seconds: int = 0, *, quick: bool = False
+        self, request: CollectionRequest, delay_seconds: int = 0, *, quick: bool = False
     ) -> None:
         """Ask the results worker to collect a batch (or to continue collecting it); ``quick``: through the
         fail-fast client (the webhook, which must answer Extend before its function times out)."""
         self.client("sqs", quick=quick).send_message(
             QueueUrl=self.resources.require("results_queue_url"),
-            MessageBody=json.dumps(body),
+            MessageBody=request.to_body(),
             DelaySeconds=delay_seconds,
         )
 

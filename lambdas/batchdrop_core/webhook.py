@@ -29,6 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchdrop_core.extend.signing import WebhookSignatureError, verify
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.tracking import EVENT_ACCEPTED
@@ -94,7 +95,8 @@ def handle_webhook(rt: Runtime, headers: dict[str, str], body: bytes) -> Webhook
         logger.info("webhook event held by another delivery; asked to retry", extra=ids)
         return WebhookReply(409, {"message": "this event is being accepted; retry later"})
     try:
-        rt.request_collection({**ids, "source": "webhook"}, quick=True)
+        request = CollectionRequest(batch_id, source="webhook", event_id=event_id, event_type=event_type)
+        rt.request_collection(request, quick=True)
     except (BotoCoreError, ClientError):
         logger.exception("could not enqueue the batch for collection", extra=ids)
         _release(rt, event_id, token, ids)

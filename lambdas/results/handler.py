@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from batchdrop_core.collect import collect
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.sqsbatch import Record, process_records
@@ -30,7 +30,7 @@ def runtime() -> Runtime:
 
 def record_handler(record: Record, context: Any) -> None:
     # A failure (including RetryLater) returns the message to the queue; after maxReceiveCount, the DLQ.
-    request = json.loads(record["body"])
+    request = CollectionRequest.from_body(record["body"])  # malformed: retried, then the DLQ
     outcome = collect(runtime(), request, lambda: context.get_remaining_time_in_millis() / 1000)
     for name, metric in _METRICS.items():
         if outcome.counts[name]:

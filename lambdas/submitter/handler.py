@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from batchdrop_core.messages import FlushRequest, MalformedMessage
 from batchdrop_core.observability import MetricName, logger, metrics
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.sqsbatch import Record, process_records
@@ -20,8 +20,13 @@ def runtime() -> Runtime:
 
 
 def record_handler(record: Record, context: Any) -> None:
-    request = json.loads(record["body"])
-    route = request.get("route")
+    try:
+        request = FlushRequest.from_body(record["body"])
+    except MalformedMessage as exc:
+        # Only a nudge: the sweep asks again. Failing it would hold up its FIFO group (a route).
+        logger.error("malformed flush request dropped", extra={"error": str(exc)})
+        return
+    route = request.route
     rt = runtime()
     if route not in {r.name for r in rt.settings.routes}:
         logger.warning("flush request for an unknown route dropped", extra={"route": route})
@@ -30,7 +35,7 @@ def record_handler(record: Record, context: Any) -> None:
     def time_left() -> float:
         return context.get_remaining_time_in_millis() / 1000
 
-    outcome = flush_route(rt, route, force=bool(request.get("force")), time_left=time_left)
+    outcome = flush_route(rt, route, force=request.force, time_left=time_left)
     metrics.add_metric(MetricName.BATCHES_SUBMITTED, MetricUnit.Count, len(outcome.submitted))
     metrics.add_metric(MetricName.FILES_SUBMITTED, MetricUnit.Count, outcome.counts["files"])
     if outcome.counts["throttled"]:

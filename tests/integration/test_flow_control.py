@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from batchdrop_core.admission import read_ledger
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.tracking import BatchState, FileStatus
 from sandbox.aws import Deployment
 from sandbox.pipeline import LocalPipeline
@@ -50,7 +51,7 @@ def test_files_at_extend_never_exceed_the_bound_and_routes_take_turns(
         for batch in wait_until_finished(extend_sim):
             if batch["id"] not in collected:
                 collected.add(batch["id"])
-                rt.request_collection({"batchId": batch["id"], "source": "test"})
+                rt.request_collection(CollectionRequest(batch["id"], source="test"))
         pipeline.results.drain()  # each finished batch frees its room and wakes the next route in turn
         if all(f["status"] in FileStatus.TERMINAL for f in all_files(pipeline)):
             break

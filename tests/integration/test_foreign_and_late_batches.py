@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from batchdrop_core.collect import collect
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import MetricName
 from batchdrop_core.submit import flush_route
 from batchdrop_core.tracking import BatchState, FileStatus
@@ -92,7 +93,7 @@ def test_foreign_batches_are_acknowledged_and_counted_never_retried(
     assert dlq_depth(env, "results") == 0
     rt = pipeline.runtime("results")
     for batch in batches:
-        assert collect(rt, {"batchId": batch["id"], "source": "test"}, lambda: 300.0).result == "not_ours"
+        assert collect(rt, CollectionRequest(batch["id"], source="test"), lambda: 300.0).result == "not_ours"
 
 
 def lose_the_next_post(env: SimpleNamespace, delay: float) -> None:
@@ -157,7 +158,7 @@ def test_a_batch_of_an_abandoned_submission_is_a_counted_duplicate_whose_results
     wait_until_finished(env.sim, batches=2 if resent else 1)
     drain_results(pipeline, env)
     for batch in sim_batches(env.sim):
-        rt.request_collection({"batchId": batch["id"], "source": "test"})
+        rt.request_collection(CollectionRequest(batch["id"], source="test"))
     drain_results(pipeline, env)
 
     # Then every file was recorded once, with one result, from the late batch if it was still queued

@@ -16,6 +16,7 @@ from batchdrop_core import timeutil
 from batchdrop_core.collect import collect
 from batchdrop_core.dynamo import to_item
 from batchdrop_core.extend import BatchInput, FileRef, ProcessorRef
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.reconcile import reconcile
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
@@ -47,7 +48,7 @@ def request_collection_of_all(pipeline: LocalPipeline, sim: Any) -> None:
     """What the webhooks would do; a batch asked for twice is a duplicate the worker must absorb."""
     rt = pipeline.runtime("submitter")
     for batch in sim_batches(sim):
-        rt.request_collection({"batchId": batch["id"], "source": "test"})
+        rt.request_collection(CollectionRequest(batch["id"], source="test"))
 
 
 def sim_stats(sim: Any) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def test_a_1000_run_batch_is_collected_completely_under_the_read_rate_through_a_
             time.sleep(0.05)
         extend_sim.faults.rate_limit_storm_requests = storm
 
-    pipeline.runtime("results").request_collection({"batchId": submission.batch_id, "source": "test"})
+    pipeline.runtime("results").request_collection(CollectionRequest(submission.batch_id, source="test"))
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=1) as storm_thread:
         storm_started = storm_thread.submit(start_storm)
@@ -265,7 +266,7 @@ def test_an_exhausted_time_budget_continues_in_new_invocations_without_duplicate
     # When the batch is collected, together with a duplicate request
     rt = pipeline.runtime("results")
     for _ in range(2):
-        rt.request_collection({"batchId": submission.batch_id, "source": "test"})
+        rt.request_collection(CollectionRequest(submission.batch_id, source="test"))
     pipeline.pump()
 
     # Then it took several invocations, each run was read once, and each result written once
@@ -376,7 +377,9 @@ def test_collectors_and_the_reconciler_share_one_read_budget_and_never_exceed_it
         polling = pool.submit(poll)
         outcomes = list(
             pool.map(
-                lambda pair: collect(pair[0], {"batchId": pair[1].batch_id, "source": "test"}, lambda: 900.0),
+                lambda pair: collect(
+                    pair[0], CollectionRequest(pair[1].batch_id, source="test"), lambda: 900.0
+                ),
                 zip(copies, seeded, strict=True),
             )
         )
@@ -407,7 +410,7 @@ def test_a_revoked_key_or_an_unavailable_extend_defers_collection_instead_of_fai
     httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_rotated_key"}, timeout=5)
 
     # When the collection request is handled
-    rt.request_collection({"batchId": submission.batch_id, "source": "test"})
+    rt.request_collection(CollectionRequest(submission.batch_id, source="test"))
     pipeline.results.drain()
 
     # Then the invocation did not fail: the request is back in the queue, delayed 30 s, counted
@@ -421,7 +424,7 @@ def test_a_revoked_key_or_an_unavailable_extend_defers_collection_instead_of_fai
 
     # When the key is restored and the deferred request comes back (as a second deferral would)
     httpx.post(f"{extend_sim.base_url}/_sim/config", json={"api_key": "sk_test_not_a_real_key"}, timeout=5)
-    outcome = collect(rt, {"batchId": submission.batch_id, "source": "test", "deferrals": 1}, lambda: 900.0)
+    outcome = collect(rt, CollectionRequest(submission.batch_id, source="test", deferrals=1), lambda: 900.0)
 
     # Then the batch is collected
     assert outcome.result == "completed"
@@ -435,8 +438,8 @@ def test_a_revoked_key_or_an_unavailable_extend_defers_collection_instead_of_fai
     second = seed_submitted_batch(rt, "documents", [INVOICE.format(n=i) for i in range(3)])
     wait_until_finished(extend_sim, batches=2)
     extend_sim.faults.error_5xx_rate = 1.0
-    deferred = collect(rt, {"batchId": second.batch_id, "deferrals": 2}, lambda: 900.0)
+    deferred = collect(rt, CollectionRequest(second.batch_id, deferrals=2), lambda: 900.0)
     assert deferred.result == "deferred"
     with pytest.raises(ExtendRetryableError):
-        collect(rt, {"batchId": second.batch_id, "deferrals": collect_module.MAX_DEFERRALS}, lambda: 900.0)
+        collect(rt, CollectionRequest(second.batch_id, deferrals=collect_module.MAX_DEFERRALS), lambda: 900.0)
     extend_sim.faults.error_5xx_rate = 0.0

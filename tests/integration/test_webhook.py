@@ -19,11 +19,13 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from batchdrop_core import timeutil, tracking
+from batchdrop_core import timeutil
 from batchdrop_core.extend.signing import signature_headers
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.tables import STATE_LEADING_KEYS
 from batchdrop_core.tracking import BatchState, BatchStore, FileStatus
+from batchdrop_core.tracking import state as state_store
 from batchdrop_core.webhook import CLAIM_PENDING_SECONDS
 from sandbox.apigw import ApiGatewayServer, proxy_event
 from sandbox.aws import Deployment, subscribe_queue_to_topic
@@ -297,7 +299,7 @@ def test_a_delivery_that_dies_between_claim_and_enqueue_does_not_swallow_the_ret
     early = post(env, body, signature_headers(SECRET, body))
     real_time = time.time
     later = SimpleNamespace(time=lambda: real_time() + CLAIM_PENDING_SECONDS + 1, sleep=time.sleep)
-    monkeypatch.setattr(tracking, "time", later)
+    monkeypatch.setattr(state_store, "time", later)
     late = post(env, body, signature_headers(SECRET, body))
 
     # Then the early retry is asked to come back later (a 200 would have lost the event), the late one
@@ -347,7 +349,7 @@ def test_duplicate_and_reordered_webhooks_give_one_result_per_file_and_one_messa
     pipeline.pump()
     rt = pipeline.runtime("results")
     for batch in batches:
-        rt.request_collection({"batchId": batch["id"], "source": "redelivery"})
+        rt.request_collection(CollectionRequest(batch["id"], source="redelivery"))
     later = timeutil.utc_now() + timedelta(minutes=2)
     monkeypatch.setattr(timeutil, "utc_now", lambda: later)
     assert pipeline.schedule("reconcile")["collectionRequested"] == []

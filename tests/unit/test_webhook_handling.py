@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from batchdrop_core.extend.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_headers
+from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.tracking import EVENT_ACCEPTED, EVENT_PENDING
 from batchdrop_core.webhook import CLAIM_PENDING_SECONDS, MAX_BODY_BYTES, handle_webhook
 
@@ -83,7 +84,7 @@ class FakeRuntime:
         self.cached = self.stored
         return self.cached
 
-    def request_collection(self, body: dict[str, Any], *, quick: bool = False) -> None:
+    def request_collection(self, request: CollectionRequest, *, quick: bool = False) -> None:
         self.quick.append(quick)
         if self.crash_before_enqueue:
             # The process dies here (a timeout, an out-of-memory kill): nothing after this line runs.
@@ -92,7 +93,7 @@ class FakeRuntime:
             raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
         if self.queue_slow:  # what the quick client raises when SQS does not answer within its timeouts
             raise ReadTimeoutError(endpoint_url="https://sqs.invalid")
-        self.enqueued.append(body)
+        self.enqueued.append(json.loads(request.to_body()))  # what the queue would hold
 
 
 def event(name: str) -> bytes:

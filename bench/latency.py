@@ -77,6 +77,7 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
     phases: dict[str, list[float]] = defaultdict(list)
     records: list[tuple[str, Any, float, float]] = []
     batch_counts: list[int] = []  # batches per repetition (2 expected: one full, one partial)
+    sweeper: threading.Thread | None = None
     try:
         pipeline = stack.start_pipeline(intake_window=ESM_WINDOW_SECONDS)
         pipeline.intake.start(pollers=ESM_POLLERS)
@@ -89,7 +90,8 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
                 except Exception as exc:  # noqa: BLE001 - the next sweep tries again
                     progress(f"  sweep failed: {exc}")
 
-        threading.Thread(target=sweeps, name="bench-sweeps", daemon=True).start()
+        sweeper = threading.Thread(target=sweeps, name="bench-sweeps", daemon=True)
+        sweeper.start()
         ddb = stack.deployment.session.client("dynamodb")
         with _phase_timer(records):
             for rep in range(plan["repetitions"]):
@@ -153,6 +155,8 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
                 )
     finally:
         stop.set()
+        if sweeper is not None:
+            sweeper.join(timeout=60)  # a sweep in hand finishes before moto server stops
         stack.stop()
 
     full_s, partial_s = summarize(full_waits), summarize(partial_waits)

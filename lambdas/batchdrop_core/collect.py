@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batchdrop_core import admission, timeutil
+from batchdrop_core import admission, notifications, timeutil
 from batchdrop_core.extend import (
     TERMINAL_BATCH_STATUSES,
     TERMINAL_RUN_STATUSES,
@@ -57,8 +57,6 @@ MAX_DEFERRALS = 12
 TIME_RESERVE_SECONDS = 60.0
 # A few runs are enough to read a batch's submission id from their metadata.
 LOOKUP_PAGE_SIZE = 10
-# SNS messages are limited to 256 KB; the manifest lists every file.
-MAX_FAILED_FILES_IN_MESSAGE = 50
 MAX_S3_KEY_BYTES = 1024
 LONG_KEYS_FOLDER = "_long-keys"  # results of source keys too long to nest under results/
 
@@ -327,23 +325,7 @@ def collect_late_batch(
             "a batch of an abandoned submission turned up at Extend: a duplicate submission",
             extra={"submissionId": sid, "batchId": submission.batch_id, "runs": len(runs)},
         )
-        rt.notify(
-            f"batchdrop: duplicate batch on route {submission.route}",
-            {
-                "eventType": "batch.duplicate",
-                "route": submission.route,
-                "submissionId": sid,
-                "batchId": submission.batch_id,
-                "runs": len(runs),
-                "whatToDo": "Extend processed these files twice (credits spent twice); each file's result "
-                "is recorded once. Frequent duplicates mean POST responses are being lost.",
-            },
-            {
-                "eventType": "batch.duplicate",
-                "route": submission.route,
-                "processorType": submission.processor_type,
-            },
-        )
+        rt.notify(notifications.batch_duplicate(submission, len(runs)))
     processed = {
         ids["fileId"]: run
         for run in runs
@@ -659,58 +641,12 @@ def announce(rt: Runtime, submission_id: str, failed: list[TrackedFile] | None =
         return False
     if failed is None:
         failed = [f for f in rt.files.of_submission(submission_id) if f.status == FileStatus.FAILED]
-    subject, message, attributes = batch_message(rt, submission, failed)
     try:
-        rt.notify(subject, message, attributes)
+        rt.notify(notifications.batch_outcome(submission, failed, rt.resources.require("results_bucket")))
     except Exception:
         rt.batches.release_notification(submission_id, claimed_at)
         raise
     return True
-
-
-def batch_message(
-    rt: Runtime, submission: Submission, failed: list[TrackedFile]
-) -> tuple[str, dict[str, Any], dict[str, str]]:
-    """(subject, message, attributes) of the batch outcome notification (format in the README)."""
-    event_type = "batch.failed" if submission.state == BatchState.FAILED else "batch.completed"
-    bucket = rt.resources.require("results_bucket")
-    message = {
-        "eventType": event_type,
-        "submissionId": submission.submission_id,
-        "batchId": submission.batch_id,
-        "route": submission.route,
-        "processorType": submission.processor_type,
-        "processorId": submission.processor_id,
-        "status": submission.state,
-        "extendStatus": submission.extend_status,
-        "fileCount": submission.file_count,
-        "processedCount": submission.processed_count,
-        "failedCount": submission.failed_count,
-        "requeuedCount": submission.requeued_count,
-        "manifest": f"s3://{bucket}/{submission.manifest_key}" if submission.manifest_key else None,
-        "failedFiles": [
-            {
-                "key": f.key,
-                "versionId": f.version_id,
-                "failureReason": f.failure_reason,
-                "failureMessage": redact_optional(f.failure_message),  # items stored before redaction
-            }
-            for f in failed[:MAX_FAILED_FILES_IN_MESSAGE]
-        ],
-        "failedFilesTruncated": len(failed) > MAX_FAILED_FILES_IN_MESSAGE,
-        "completedAt": submission.completed_at,
-    }
-    subject = (
-        f"batchdrop: batch {submission.state.lower()} on route {submission.route} "
-        f"({submission.processed_count} processed, {submission.failed_count} failed)"
-    )
-    attributes = {
-        "eventType": event_type,
-        "route": submission.route,
-        "processorType": submission.processor_type,
-        "status": submission.state,
-    }
-    return subject, message, attributes
 
 
 def notify_file(
@@ -728,31 +664,17 @@ def notify_file(
     """Per-file notification, when switched on. Best effort: the file is recorded whatever happens here."""
     if not rt.settings.per_file_notifications:
         return
-    event_type = f"file.{status.lower()}"
-    body = {
-        "eventType": event_type,
-        "fileId": tracked.file_id,
-        "bucket": tracked.bucket,
-        "key": tracked.key,
-        "versionId": tracked.version_id,
-        "route": submission.route,
-        "submissionId": submission.submission_id,
-        "batchId": submission.batch_id,
-        "runId": run_id,
-        "status": status,
-        "attempt": tracked.attempts,
-        "resultKey": result_key,
-        "resultSummary": summary,
-        "failureReason": reason,
-        "failureMessage": redact_optional(message),
-    }
-    attributes = {
-        "eventType": event_type,
-        "route": submission.route,
-        "processorType": submission.processor_type,
-        "status": status,
-    }
+    notification = notifications.file_outcome(
+        submission,
+        tracked,
+        status,
+        run_id,
+        result_key=result_key,
+        summary=summary,
+        reason=reason,
+        message=message,
+    )
     try:
-        rt.notify(f"batchdrop: {tracked.key} {status.lower()}", body, attributes)
+        rt.notify(notification)
     except (BotoCoreError, ClientError):
         logger.exception("per-file notification failed", extra={"fileId": tracked.file_id})

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from batchdrop_core import admission, timeutil
+from batchdrop_core import admission, notifications, timeutil
 from batchdrop_core.collect import search_runs_of_submission
 from batchdrop_core.extend import TERMINAL_BATCH_STATUSES, TERMINAL_RUN_STATUSES, ExtendError
 from batchdrop_core.messages import CollectionRequest
@@ -106,23 +106,8 @@ def alert_stuck_files(rt: Runtime, outcome: ReconcileOutcome) -> None:
     """One operator alert per reconciler run, whatever the number of stuck files."""
     sla = rt.settings.file_sla_minutes
     routes = sorted(outcome.stuck_by_route)
-    message = {
-        "eventType": "files.stuck",
-        "slaMinutes": sla,
-        "stuckFiles": outcome.stuck_files,
-        "overdueBatches": outcome.overdue_batches,
-        "routes": outcome.stuck_by_route,
-        "whatToDo": (
-            "QUEUED files: check whether the route is blocked (batchdrop status) and the submitter's DLQ. "
-            "Submitted batches: check the batch at Extend (batchdrop batch ID) and the results DLQ."
-        ),
-    }
-    attributes = {
-        "eventType": "files.stuck",
-        "status": "STUCK",
-        "route": routes[0] if len(routes) == 1 else "",
-    }
-    subject = f"batchdrop: {outcome.stuck_files} files not finished after {sla} minutes"
-    rt.notify(subject, message, attributes)
+    rt.notify(
+        notifications.files_stuck(sla, outcome.stuck_files, outcome.overdue_batches, outcome.stuck_by_route)
+    )
     outcome.alerted = True
     logger.warning("files stuck beyond the SLA", extra={"stuckFiles": outcome.stuck_files, "routes": routes})

@@ -27,6 +27,7 @@ from batchdrop_core.tracking import BatchStore, FileStore, StateStore
 
 if TYPE_CHECKING:
     from batchdrop_core.extend.client import ExtendClient
+    from batchdrop_core.notifications import Notification
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50)
 # For a call that must give up within seconds (the webhook's enqueue, inside a 10 s function): at most
@@ -158,13 +159,14 @@ class Runtime:
             DelaySeconds=delay_seconds,
         )
 
-    def notify(self, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> None:
-        """Publish to the topic; the attributes let subscriptions filter (eventType, route, status…)."""
+    def notify(self, notification: Notification) -> None:
+        """Publish to the topic (``notifications`` builds every message); the attributes let subscriptions
+        filter (eventType, route, status…)."""
         self.client("sns").publish(
             TopicArn=self.resources.require("topic_arn"),
-            Subject=subject[:100],
-            Message=json.dumps(message, default=str),
+            Subject=notification.subject[:100],
+            Message=json.dumps(notification.message, default=str),
             MessageAttributes={
-                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v
+                k: {"DataType": "String", "StringValue": v} for k, v in notification.attributes.items() if v
             },
         )

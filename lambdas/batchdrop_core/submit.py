@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from batchdrop_core import admission, routehealth, timeutil
+from batchdrop_core import admission, notifications, routehealth, timeutil
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
     ExtendError,
@@ -348,11 +348,7 @@ def _release(rt: Runtime, sid: str, files: list[TrackedFile]) -> None:
 def resume_route(rt: Runtime, route: Route) -> None:
     """Extend answered this route's requests again: unblock it, and tell the operator once."""
     if rt.state.unblock_route(route.name):
-        rt.notify(
-            f"batchdrop: route {route.name} resumed",
-            {"eventType": "route.resumed", "route": route.name},
-            {"eventType": "route.resumed", "route": route.name, "processorType": route.type},
-        )
+        rt.notify(notifications.route_resumed(route))
 
 
 def claim_files(
@@ -499,30 +495,7 @@ def block_route(
     probe_at = routehealth.later(interval)
     state.update(blocked=True, probeAt=probe_at, probeSeconds=interval)
     if rt.state.block_route(route.name, reason, message, probe_at, interval):
-        hint = (
-            "Check the Extend API key in Secrets Manager (and the workspace id)."
-            if reason == "EXTEND_AUTH"
-            else "Check the route's processor id, version and overrideConfig."
-        )
-        rt.notify(
-            f"batchdrop: route {route.name} is blocked",
-            {
-                "eventType": "route.blocked",
-                "route": route.name,
-                "reason": reason,
-                "status": status,
-                "message": message,
-                "whatToDo": hint
-                + " Files stay QUEUED; batchdrop checks the route at growing intervals (1 to 30 minutes)"
-                " and sends them once Extend accepts it again.",
-            },
-            {
-                "eventType": "route.blocked",
-                "route": route.name,
-                "processorType": route.type,
-                "status": reason,
-            },
-        )
+        rt.notify(notifications.route_blocked(route, reason, status, message))
 
 
 def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:

@@ -6,15 +6,9 @@ from typing import Any
 
 import pytest
 
-from batchdrop_core.collect import (
-    MAX_FAILED_FILES_IN_MESSAGE,
-    CollectOutcome,
-    batch_message,
-    result_key,
-    settle_failure,
-    summarize,
-)
+from batchdrop_core.collect import CollectOutcome, result_key, settle_failure, summarize
 from batchdrop_core.config import Resources, Settings
+from batchdrop_core.notifications import MAX_FAILED_FILES_IN_MESSAGE, batch_outcome
 from batchdrop_core.redact import MAX_MESSAGE_CHARS
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
 
@@ -209,7 +203,8 @@ def test_the_batch_message_names_its_outcome_in_attributes_and_caps_failed_files
     )
     failed = [tracked(key=f"invoices/{i}.pdf") for i in range(60)]
 
-    subject, message, attributes = batch_message(rt, done, failed)
+    notification = batch_outcome(done, failed, rt.resources.require("results_bucket"))
+    subject, message, attributes = notification.subject, notification.message, notification.attributes
 
     assert attributes == {
         "eventType": "batch.failed",
@@ -233,14 +228,14 @@ def test_extends_failure_message_is_stored_and_published_redacted_and_bounded() 
     # Given a run that failed with a long message echoing the file's presigned URL, per-file notices on
     rt = FakeRuntime(maxAttempts=1, perFileNotifications=True)
     published: list[dict[str, Any]] = []
-    rt.notify = lambda subject, body, attributes: published.append(body)  # type: ignore[attr-defined]
+    rt.notify = lambda notification: published.append(notification.message)  # type: ignore[attr-defined]
     message = f"Could not process {ECHOED_URL}: " + "the document is unreadable. " * 200
 
     # When collection settles it, and the batch's message lists it
     settle_failure(rt, submission(), tracked(), "exr_1", "FAILED_TO_PROCESS_FILE", message, CollectOutcome())
     stored = tracked()
     stored.failure_message = message  # an item written before redaction existed
-    _, batch_body, _ = batch_message(rt, submission(state=BatchState.FAILED), [stored])
+    batch_body = batch_outcome(submission(state=BatchState.FAILED), [stored], "results").message
 
     # Then the Files item, the file's notification and the batch's carry neither credentials nor more
     # than about a kilobyte of Extend's text

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batchdrop_core import admission, notifications, timeutil
+from batchdrop_core import admission, lookup, notifications, timeutil
 from batchdrop_core.extend import (
     TERMINAL_BATCH_STATUSES,
     TERMINAL_RUN_STATUSES,
@@ -37,7 +37,6 @@ from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
 from batchdrop_core.redact import redact, redact_optional
 from batchdrop_core.runtime import Runtime
-from batchdrop_core.submit import SEARCH_SKEW
 from batchdrop_core.timeutil import now_iso, parse_iso
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
 
@@ -218,43 +217,12 @@ def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
     raise RetryLater(f"no run of batch {batch_id} is listed yet")
 
 
-def search_runs_of_submission(rt: Runtime, submission: Submission) -> list[RunSummary]:
-    """The runs Extend holds for a submission whose batch id we never learnt, newest first."""
-    not_before = parse_iso(submission.created_at) - SEARCH_SKEW
-    found: list[RunSummary] = []
-    for run in rt.extend.iter_runs(
-        submission.processor_type,
-        processor_id=submission.processor_id,
-        sort_by="createdAt",
-        sort_dir="desc",
-        max_page_size=1000,
-    ):
-        if run.created_at and parse_iso(str(run.created_at)) < not_before:
-            break
-        if run.batchdrop_metadata.get("submissionId") == submission.submission_id:
-            found.append(run)
-    return found
-
-
 def finished_runs(rt: Runtime, submission: Submission) -> tuple[str, list[RunSummary]]:
     """(Extend's batch status, every run of the submission) once the batch is over; else RetryLater."""
-    if submission.batch_id:
-        batch = rt.extend.get_batch_run(submission.batch_id)
-        if batch.status not in TERMINAL_BATCH_STATUSES:
-            raise RetryLater(f"batch {submission.batch_id} is {batch.status}")
-        # A stable order (Extend's default may be updatedAt, which moves a run between pages as it changes).
-        runs = rt.extend.iter_runs(
-            submission.processor_type,
-            batch_id=batch.id,
-            sort_by="createdAt",
-            sort_dir="asc",
-            max_page_size=1000,
-        )
-        return batch.status, list(runs)
-    runs = search_runs_of_submission(rt, submission)
-    if not runs or any(run.status not in TERMINAL_RUN_STATUSES for run in runs):
-        raise RetryLater(f"runs of submission {submission.submission_id} are not all finished")
-    return BatchStatus.PROCESSED, runs
+    finished = lookup.finished_runs(rt, submission)
+    if finished is None:
+        raise RetryLater(f"the batch of submission {submission.submission_id} is not over at Extend")
+    return finished
 
 
 # -- collecting -------------------------------------------------------------------------------------

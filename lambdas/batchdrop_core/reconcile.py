@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from batchdrop_core import admission, notifications, timeutil
-from batchdrop_core.collect import search_runs_of_submission
-from batchdrop_core.extend import TERMINAL_BATCH_STATUSES, TERMINAL_RUN_STATUSES, ExtendError
+from batchdrop_core import admission, lookup, notifications, timeutil
+from batchdrop_core.extend import ExtendError
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
 from batchdrop_core.runtime import Runtime
@@ -68,17 +67,10 @@ def poll_submission(rt: Runtime, submission: Submission, outcome: ReconcileOutco
     sid = submission.submission_id
     outcome.polled += 1
     try:
-        if submission.batch_id:
-            batch = rt.extend.get_batch_run(submission.batch_id)
-            if batch.status not in TERMINAL_BATCH_STATUSES:
-                return
-            request = CollectionRequest(submission.batch_id, sid, source="reconciler")
-        else:
-            # Adopted without a batch id: its runs, found by their metadata, tell whether it is over.
-            runs = search_runs_of_submission(rt, submission)
-            if not runs or any(run.status not in TERMINAL_RUN_STATUSES for run in runs):
-                return
-            request = CollectionRequest(submission_id=sid, source="reconciler")
+        # Adopted without a batch id, its runs (found by their metadata) tell whether it is over.
+        if lookup.status_if_over(rt, submission) is None:
+            return
+        request = CollectionRequest(submission.batch_id, sid, source="reconciler")
     except ExtendError as exc:
         logger.warning(
             "could not poll a batch; the next run tries again", extra={"submissionId": sid, "error": str(exc)}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from batchdrop_core import admission, notifications, routehealth, timeutil
+from batchdrop_core import admission, lookup, notifications, routehealth, timeutil
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
     ExtendError,
@@ -32,14 +32,12 @@ from batchdrop_core.observability import logger
 from batchdrop_core.redact import redact
 from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
-from batchdrop_core.timeutil import age_seconds, iso, now_iso, parse_iso, utc_now
+from batchdrop_core.timeutil import age_seconds, iso, now_iso, utc_now
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
 
 if TYPE_CHECKING:
     from batchdrop_core.extend import BatchInput, FileRef
 
-# Runs created this long before a submission's record cannot belong to it (clock skew allowance).
-SEARCH_SKEW = timedelta(minutes=5)
 # A 400/422 may be about one input (Extend names it: "…; Path: inputs[3].file.url"); 401/402/403 (key,
 # credits) and 404 (processor) are about the route.
 INPUT_REFUSED_STATUSES = frozenset({400, 422})
@@ -520,7 +518,8 @@ def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: F
         if last and timeutil.age_seconds(last) < rt.settings.orphan_grace_seconds:
             outcome.counts["orphan_waiting"] += 1
             return  # searched a moment ago: the next search waits, so the two are minutes apart
-        run_ids = find_runs_of_submission(rt, route, submission)
+        runs = lookup.runs_of_submission(rt, submission)
+        run_ids = {ids["fileId"]: run.id for run in runs if (ids := run.batchdrop_metadata).get("fileId")}
     if batch_id or run_ids:
         # Extend has it: adopt the batch, never resend (I3).
         rt.batches.transition(
@@ -545,19 +544,3 @@ def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: F
     _abandon(rt, sid, files, note)
     outcome.counts["requeued_orphan"] += 1
     logger.info("ambiguous submission never reached Extend; files requeued", extra={"submissionId": sid})
-
-
-def find_runs_of_submission(rt: Runtime, route: Route, submission: Submission) -> dict[str, str]:
-    """fileId → runId for the runs Extend holds for a submission, searched newest first."""
-    not_before = parse_iso(submission.created_at) - SEARCH_SKEW
-    found: dict[str, str] = {}
-    for run in rt.extend.iter_runs(
-        route.type, processor_id=route.processor_id, sort_by="createdAt", sort_dir="desc", max_page_size=1000
-    ):
-        created = run.created_at
-        if created and parse_iso(str(created)) < not_before:
-            break
-        ids = run.batchdrop_metadata
-        if ids.get("submissionId") == submission.submission_id and ids.get("fileId"):
-            found[ids["fileId"]] = run.id
-    return found

@@ -12,7 +12,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
-from batchdrop_core import collect, webhook
+from batchdrop_core import deployspec, webhook
 
 # --- app ----------------------------------------------------------------------------------------------
 CONTEXT_SETTINGS_KEY = "batchdrop"
@@ -30,32 +30,37 @@ LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 LOG_LEVEL = "INFO"
 # Lambda caps all environment variables of a function at 4 KB together; keep room for the rest.
 MAX_SETTINGS_ENV_BYTES = 3000
-HANDLER_PACKAGES = ("intake", "submitter", "webhook", "results", "reconciler")
+HANDLER_PACKAGES = tuple(f.name for f in deployspec.FUNCTIONS)
 SHARED_PACKAGE = "batchdrop_core"
 
 
 @dataclass(frozen=True)
 class FunctionSpec:
+    """A function of ``batchdrop_core.deployspec`` in CDK types."""
+
     construct_id: str
     handler: str
     timeout: Duration
     memory_mb: int
 
+    @classmethod
+    def of(cls, spec: deployspec.FunctionSpec) -> FunctionSpec:
+        return cls(spec.construct_id, spec.handler, Duration.seconds(spec.timeout_seconds), spec.memory_mb)
 
-INTAKE = FunctionSpec("Intake", "intake.handler.lambda_handler", Duration.seconds(60), 256)
-SUBMITTER = FunctionSpec("Submitter", "submitter.handler.lambda_handler", Duration.minutes(5), 512)
-WEBHOOK = FunctionSpec("Webhook", "webhook.handler.lambda_handler", Duration.seconds(10), 256)
-RESULTS = FunctionSpec("Results", "results.handler.lambda_handler", Duration.minutes(15), 1024)
-RECONCILER = FunctionSpec("Reconciler", "reconciler.handler.lambda_handler", Duration.minutes(5), 512)
 
-# --- event source mappings ----------------------------------------------------------------------------
-INTAKE_BATCH_SIZE = 1000
-INTAKE_BATCHING_WINDOW = Duration.seconds(5)
-INTAKE_MAX_CONCURRENCY = 5
-SUBMITTER_BATCH_SIZE = 1  # one flush request (one route) per invocation
-RESULTS_BATCH_SIZE = 1  # one batch collection per invocation
-# The ESM minimum; each collector takes 1/RESULTS_MAX_CONCURRENCY of the read rate (batchdrop_core.collect).
-RESULTS_MAX_CONCURRENCY = collect.RESULTS_MAX_CONCURRENCY
+INTAKE = FunctionSpec.of(deployspec.INTAKE)
+SUBMITTER = FunctionSpec.of(deployspec.SUBMITTER)
+WEBHOOK = FunctionSpec.of(deployspec.WEBHOOK)
+RESULTS = FunctionSpec.of(deployspec.RESULTS)
+RECONCILER = FunctionSpec.of(deployspec.RECONCILER)
+
+# --- event source mappings (deployspec) ---------------------------------------------------------------
+INTAKE_BATCH_SIZE = deployspec.INTAKE_TRIGGER.batch_size
+INTAKE_BATCHING_WINDOW = Duration.seconds(deployspec.INTAKE_TRIGGER.batching_window_seconds)
+INTAKE_MAX_CONCURRENCY = deployspec.INTAKE_TRIGGER.max_concurrency
+SUBMITTER_BATCH_SIZE = deployspec.SUBMITTER_TRIGGER.batch_size
+RESULTS_BATCH_SIZE = deployspec.RESULTS_TRIGGER.batch_size
+RESULTS_MAX_CONCURRENCY = deployspec.RESULTS_TRIGGER.max_concurrency
 
 # --- queues -------------------------------------------------------------------------------------------
 VISIBILITY_TIMEOUT_FACTOR = 6
@@ -72,10 +77,10 @@ def visibility_timeout(consumer: FunctionSpec, batching_window: Duration | None 
 
 
 # --- schedules ----------------------------------------------------------------------------------------
-SWEEP_RATE = Duration.minutes(1)
-RECONCILE_RATE = Duration.minutes(5)
-SWEEP_INPUT = {"task": "sweep"}
-RECONCILE_INPUT = {"task": "reconcile"}
+SWEEP_RATE = Duration.seconds(deployspec.SWEEP.rate_seconds)
+RECONCILE_RATE = Duration.seconds(deployspec.RECONCILE.rate_seconds)
+SWEEP_INPUT = {"task": deployspec.SWEEP.task}
+RECONCILE_INPUT = {"task": deployspec.RECONCILE.task}
 
 # --- API Gateway --------------------------------------------------------------------------------------
 API_STAGE = "prod"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batchdrop_core import admission, lookup, notifications, timeutil
+from batchdrop_core import admission, deployspec, lookup, notifications, timeutil
 from batchdrop_core.extend import (
     TERMINAL_BATCH_STATUSES,
     TERMINAL_RUN_STATUSES,
@@ -43,10 +43,10 @@ from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedF
 if TYPE_CHECKING:  # the API models (pydantic) load with the Extend client, when the first run is read
     from batchdrop_core.extend import Run, RunSummary
 
-# The results function's event source runs at most this many copies at once (stacks/constants.py: the
-# ESM's minimum). Copies share the deployment's read budget (batchdrop_core.budget): one collector alone
-# reads at the whole readRateLimit, two together never beyond it.
-RESULTS_MAX_CONCURRENCY = 2
+# The results function's event source runs at most this many copies at once (the ESM's minimum). Copies
+# share the deployment's read budget (batchdrop_core.budget): one collector alone reads at the whole
+# readRateLimit, two together never beyond it.
+RESULTS_MAX_CONCURRENCY = deployspec.RESULTS_TRIGGER.max_concurrency or 1
 # A request that met an unavailable Extend or a refused key comes back after 30 s, 60 s, … (≤ 15 min),
 # about 2 hours in all, then fails (and reaches the DLQ, whose alarm an operator hears).
 DEFER_BASE_SECONDS = 30

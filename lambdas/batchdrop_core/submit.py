@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from batchdrop_core import admission, lookup, notifications, routehealth, timeutil
+from batchdrop_core import admission, deployspec, lookup, notifications, routehealth, timeutil
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
     ExtendError,
@@ -67,7 +67,7 @@ def flush_route(
     """Submit every batch of ``route_name`` that is due; ``force`` also sends a partial batch."""
     outcome = FlushOutcome()
     route = rt.settings.route(route_name)
-    time_left = time_left or (lambda: 600.0)
+    time_left = time_left or (lambda: float(deployspec.SUBMITTER.timeout_seconds))
     # A blocked route costs one read here until its probe is due: no claim, no POST, no Files write.
     state = rt.state.route_state(route.name)
     if routehealth.held(state) == "blocked":

@@ -234,8 +234,8 @@ class Sandbox:
         return f"{self.webhook_server.url}{WEBHOOK_PATH}"
 
     def endpoints(self) -> dict[str, Any]:
-        """The endpoints file the CLI reads with ``--sandbox PATH`` (format: batchdrop_core.cli.targets)."""
-        from batchdrop_core.cli.targets import endpoints_document
+        """The endpoints file the CLI reads with ``--sandbox PATH`` (format: batchdrop_cli.targets)."""
+        from batchdrop_cli.targets import endpoints_document
 
         return endpoints_document(
             self.deployment,

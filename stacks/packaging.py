@@ -31,8 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
 LOCK_FILE = REPO_ROOT / "uv.lock"
 _REPO_UV = REPO_ROOT / ".tools" / "bin" / "uv"  # installed by `make install`
-# Never shipped: bytecode caches, tests, and the operator CLI (it needs the `cli` extra).
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test_*.py", "cli", "cli.py", "cli_*")
+# Never shipped: bytecode caches and tests. (The operator CLI is its own package, batchdrop_cli, outside
+# lambdas/.)
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "test_*.py")
 
 
 class BundlingError(RuntimeError):

@@ -12,8 +12,8 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from batchdrop_core.cli import app
-from batchdrop_core.cli.targets import endpoints_document, load_sandbox
+from batchdrop_cli import app
+from batchdrop_cli.targets import endpoints_document, load_sandbox
 from batchdrop_core.config import Settings
 from batchdrop_core.runtime import Runtime
 from sandbox.aws import REGION, Deployment, MotoServer

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from batchdrop_core.cli import actions
+from batchdrop_cli import actions
 from batchdrop_core.tracking import FileStatus, TrackedFile
 from tests.cli.conftest import Sandbox
 from tests.conftest import sim_batches

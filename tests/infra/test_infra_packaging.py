@@ -16,12 +16,9 @@ def _python_files(root: Path) -> set[Path]:
     return {p.relative_to(root) for p in root.rglob("*.py") if "__pycache__" not in p.parts}
 
 
-def _is_cli_or_test(path: Path) -> bool:
-    """The operator CLI (cli.py, cli/, cli_*.py) and tests never ship; client.py of course does."""
-    name = path.name
-    return (
-        name == "cli.py" or name.startswith(("cli_", "test_")) or "cli" in path.parts or "tests" in path.parts
-    )
+def _is_test(path: Path) -> bool:
+    """Tests never ship."""
+    return path.name.startswith("test_") or "tests" in path.parts
 
 
 def test_local_bundler_builds_an_arm64_package_without_docker(tmp_path):
@@ -32,10 +29,15 @@ def test_local_bundler_builds_an_arm64_package_without_docker(tmp_path):
     for package in (*constants.HANDLER_PACKAGES, constants.SHARED_PACKAGE):
         source = LAMBDAS_DIR / package
         shipped = _python_files(tmp_path / package)
-        assert shipped == {p for p in _python_files(source) if not _is_cli_or_test(p)}, package
+        assert shipped == {p for p in _python_files(source) if not _is_test(p)}, package
         # Bytecode only from an interpreter of the runtime's version (none on most build machines)
         compiled = list((tmp_path / package).rglob("*.pyc"))
         assert bool(compiled) == (target_interpreter(constants.RUNTIME_PYTHON_VERSION) is not None)
+    # And the operator CLI, a package of its own outside lambdas/, is not in it
+    assert (
+        not (tmp_path / "batchdrop_cli").exists()
+        and not (tmp_path / constants.SHARED_PACKAGE / "cli").exists()
+    )
     # And compiled dependencies are the Linux arm64 builds for the runtime's Python
     version = constants.RUNTIME_PYTHON_VERSION.replace(".", "")
     binaries = [p.name for p in (tmp_path / "pydantic_core").glob("_pydantic_core*.so")]

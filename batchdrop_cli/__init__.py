@@ -1,5 +1,5 @@
 """The `batchdrop` operator CLI (needs the `cli` extra: typer, rich). The Lambdas never import it."""
 
-from batchdrop_core.cli.app import app, main
+from batchdrop_cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -16,10 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import track
 
-from batchdrop_core.cli import output
-from batchdrop_core.cli.common import check_route, find_submission, target_of
-from batchdrop_core.cli.targets import Target, UserError
-from batchdrop_core.cli.views import JsonOption
+from batchdrop_cli import output
+from batchdrop_cli.common import check_route, find_submission, target_of
+from batchdrop_cli.targets import Target, UserError
+from batchdrop_cli.views import JsonOption
 from batchdrop_core.extend.client import DEFAULT_WEBHOOK_EVENTS
 from batchdrop_core.intake import UNVERSIONED, IntakeOutcome, ingest_object
 from batchdrop_core.s3events import ObjectCreated

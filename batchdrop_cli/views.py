@@ -14,8 +14,8 @@ from rich.json import JSON
 from rich.panel import Panel
 from rich.text import Text
 
-from batchdrop_core.cli import output
-from batchdrop_core.cli.common import (
+from batchdrop_cli import output
+from batchdrop_cli.common import (
     check_route,
     find_submission,
     locate,
@@ -23,7 +23,7 @@ from batchdrop_core.cli.common import (
     target_of,
     tracked_versions,
 )
-from batchdrop_core.cli.targets import Target, UserError
+from batchdrop_cli.targets import Target, UserError
 from batchdrop_core.timeutil import age_seconds
 from batchdrop_core.tracking import UNROUTED, FileStatus, Submission, TrackedFile
 

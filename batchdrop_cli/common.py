@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from batchdrop_core.cli.targets import Target, UserError, resolve
+from batchdrop_cli.targets import Target, UserError, resolve
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.tracking import Submission, TrackedFile
 

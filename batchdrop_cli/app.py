@@ -11,9 +11,9 @@ import typer
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 from typer.core import TyperGroup
 
-from batchdrop_core.cli import actions, output, views
-from batchdrop_core.cli.common import Options
-from batchdrop_core.cli.targets import UserError
+from batchdrop_cli import actions, output, views
+from batchdrop_cli.common import Options
+from batchdrop_cli.targets import UserError
 from batchdrop_core.config import ConfigError
 from batchdrop_core.extend import ExtendError, ExtendRejectedError
 from batchdrop_core.observability import logger

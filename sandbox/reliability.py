@@ -36,10 +36,10 @@ import httpx
 
 from batchdrop_core import collect as collect_module
 from batchdrop_core import submit as submit_module
-from batchdrop_core.collect import URL_EXPIRED, result_key
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.extend.signing import signature_headers
 from batchdrop_core.observability import logger as powertools_logger
+from batchdrop_core.outcomes import URL_EXPIRED, result_key
 from batchdrop_core.timeutil import parse_iso
 from batchdrop_core.tracking import (
     SUBMISSION_NOT_SENT,

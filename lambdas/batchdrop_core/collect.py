@@ -10,38 +10,40 @@ A collection request (``messages.CollectionRequest``) names the batch, our submi
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from batchdrop_core import admission, deployspec, lookup, notifications, timeutil
 from batchdrop_core.extend import (
-    TERMINAL_BATCH_STATUSES,
     TERMINAL_RUN_STATUSES,
     BatchStatus,
     ExtendRejectedError,
     ExtendRetryableError,
     RunStatus,
 )
+from batchdrop_core.lookup import RetryLater, resolve_submission
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
-from batchdrop_core.redact import redact, redact_optional
+from batchdrop_core.outcomes import (
+    MISSING_RUN,
+    CollectOutcome,
+    manifest_key,
+    settle_failed_run,
+    settle_failure,
+    store_result,
+)
 from batchdrop_core.runtime import Runtime
-from batchdrop_core.timeutil import now_iso, parse_iso
+from batchdrop_core.timeutil import now_iso
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
 
 if TYPE_CHECKING:  # the API models (pydantic) load with the Extend client, when the first run is read
-    from batchdrop_core.extend import Run, RunSummary
+    from batchdrop_core.extend import RunSummary
 
 # The results function's event source runs at most this many copies at once (the ESM's minimum). Copies
 # share the deployment's read budget (batchdrop_core.budget): one collector alone reads at the whole
@@ -54,37 +56,8 @@ MAX_SQS_DELAY_SECONDS = 900
 MAX_DEFERRALS = 12
 # Below this much remaining Lambda time, stop reading runs and continue in a new invocation.
 TIME_RESERVE_SECONDS = 60.0
-# A few runs are enough to read a batch's submission id from their metadata.
-LOOKUP_PAGE_SIZE = 10
-MAX_S3_KEY_BYTES = 1024
-LONG_KEYS_FOLDER = "_long-keys"  # results of source keys too long to nest under results/
 
-# A file Extend made no run for was never tried: it goes round again whatever the configured reasons.
-MISSING_RUN = "MISSING_RUN"
 REQUEUED = "REQUEUED"  # manifest status of a file sent round again
-
-
-class RetryLater(Exception):
-    """The batch cannot be collected yet; the message goes back to the queue and is tried again."""
-
-
-@dataclass
-class CollectOutcome:
-    # completed | continued | already_done | busy | deferred | not_ours | late_duplicate
-    result: str = ""
-    submission_id: str | None = None
-    counts: Counter[str] = field(default_factory=Counter)
-    requeued_routes: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self.counts[name] += amount
-
-    def requeued(self, route: str) -> None:
-        with self._lock:
-            self.counts["requeued"] += 1
-            self.requeued_routes.add(route)
 
 
 def collect(rt: Runtime, request: CollectionRequest, time_left: Callable[[], float]) -> CollectOutcome:
@@ -156,65 +129,6 @@ def _collect(rt: Runtime, request: CollectionRequest, time_left: Callable[[], fl
 
 
 # -- which submission -------------------------------------------------------------------------------
-
-
-def resolve_submission(rt: Runtime, request: CollectionRequest) -> Submission | None:
-    """Our submission for a request; None when the batch is not batchdrop's. Raises RetryLater when
-    it cannot be told yet."""
-    if request.submission_id:
-        submission = rt.batches.get(request.submission_id)
-        if submission is None:
-            extra = {"submissionId": request.submission_id, "source": request.source}
-            logger.warning("collection request for an unknown submission dropped", extra=extra)
-        return submission
-    batch_id = request.batch_id or ""  # a request names one or the other (CollectionRequest)
-    return rt.batches.by_batch_id(batch_id) or _adopt_batch(rt, batch_id)
-
-
-def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
-    """A batch id we have not recorded (the webhook beat the submitter, or the submission was adopted
-    without it): its runs' metadata name the submission (I3)."""
-    for processor_type in sorted({route.type for route in rt.settings.routes}):
-        page = rt.extend.list_runs_page(
-            processor_type,
-            batch_id=batch_id,
-            sort_by="createdAt",
-            sort_dir="asc",
-            max_page_size=LOOKUP_PAGE_SIZE,
-        )
-        if not page.data:
-            continue
-        sid = next((s for r in page.data if (s := r.batchdrop_metadata.get("submissionId"))), None)
-        submission = rt.batches.get(sid) if sid else None
-        if submission is None:
-            # Another tool's batch in the workspace (the webhook hears of every batch): acknowledged and
-            # counted (ForeignBatches), never retried into the DLQ.
-            logger.info("batch is not batchdrop's; acknowledged", extra={"batchId": batch_id})
-            return None
-        if not rt.batches.link_batch_id(sid, batch_id):
-            logger.error(
-                "submission already has another batch id; this batch is not collected",
-                extra={"batchId": batch_id, "submissionId": sid, "knownBatchId": submission.batch_id},
-            )
-            return None
-        # The files learn the batch id when their outcome is recorded.
-        submission.batch_id = batch_id
-        logger.info("batch linked to its submission via run metadata", extra={"submissionId": sid})
-        return submission
-    # No run of any type batchdrop submits: if Extend shows the batch finished, its runs are of another
-    # kind (another tool's), and they will never be listed here; if not, it may still be on its way.
-    try:
-        batch = rt.extend.get_batch_run(batch_id)
-    except ExtendRejectedError as exc:
-        if exc.status_code != 404:
-            raise
-        raise RetryLater(f"batch {batch_id} is not visible at Extend yet") from exc
-    if batch.status in TERMINAL_BATCH_STATUSES:
-        logger.info(
-            "finished batch without runs of batchdrop's types; acknowledged", extra={"batchId": batch_id}
-        )
-        return None
-    raise RetryLater(f"no run of batch {batch_id} is listed yet")
 
 
 def finished_runs(rt: Runtime, submission: Submission) -> tuple[str, list[RunSummary]]:
@@ -363,177 +277,6 @@ def fetch_processed_runs(
     return not stop.is_set()
 
 
-def result_key(tracked: TrackedFile) -> str:
-    """Where a file's result lives: derived from the source key alone, so users can find it.
-
-    S3 keys stop at 1,024 bytes, so a source key near that limit cannot be nested under ``results/``;
-    its result goes under a digest of the key instead (the Files item's resultKey says where)."""
-    key = f"results/{tracked.key}/{tracked.version_id}.json"
-    if len(key.encode("utf-8")) <= MAX_S3_KEY_BYTES:
-        return key
-    digest = hashlib.sha256(tracked.key.encode("utf-8")).hexdigest()
-    return f"results/{LONG_KEYS_FOLDER}/{digest}/{tracked.version_id}.json"
-
-
-def manifest_key(submission: Submission) -> str:
-    return f"manifests/{submission.route}/{submission.submission_id}.jsonl"
-
-
-def summarize(processor_type: str, output: Any) -> dict[str, Any] | None:
-    """The small result summary kept on the Files item."""
-    if not isinstance(output, dict):
-        return None
-    if processor_type == "classify":
-        return {"type": output.get("type"), "confidence": output.get("confidence")}
-    if processor_type == "split":
-        splits = output.get("splits")
-        return {"splitCount": len(splits) if isinstance(splits, list) else 0}
-    # Extract: {"value": {...}, "metadata": {...}}, or a legacy flat map of fields.
-    value = output.get("value")
-    return {"fieldCount": len(value if isinstance(value, dict) else output)}
-
-
-def store_result(
-    rt: Runtime, submission: Submission, tracked: TrackedFile, run: Run, outcome: CollectOutcome
-) -> None:
-    """Write the run (as Extend returned it, plus our tracking fields), then mark the file PROCESSED."""
-    key = result_key(tracked)
-    document = run.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    document["batchdrop"] = {
-        "fileId": tracked.file_id,
-        "bucket": tracked.bucket,
-        "key": tracked.key,
-        "versionId": tracked.version_id,
-        "route": tracked.route,
-        "submissionId": submission.submission_id,
-        "batchId": submission.batch_id,
-        "attempt": tracked.attempts,
-        "collectedAt": now_iso(),
-    }
-    try:
-        # Written at most once: a try that stopped after this put and before the Files update below
-        # (a crash, a timeout) must not leave a second version of the result behind (I4).
-        rt.client("s3").put_object(
-            Bucket=rt.resources.require("results_bucket"),
-            Key=key,
-            Body=json.dumps(document).encode("utf-8"),
-            ContentType="application/json",
-            IfNoneMatch="*",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
-            raise
-        # Only PROCESSED runs are written, and a file is PROCESSED once: the object there is this run's
-        # result, stored by the earlier try. Record it.
-        logger.info("result already stored by an earlier try", extra={"fileId": tracked.file_id})
-    summary = summarize(submission.processor_type, run.output)
-    recorded = rt.files.record_outcome(
-        tracked,
-        submission.submission_id,
-        status=FileStatus.PROCESSED,
-        run_id=run.id,
-        batch_id=submission.batch_id,
-        result_key=key,
-        result_summary=summary,
-    )
-    if recorded:
-        outcome.add("processed")
-        notify_file(rt, submission, tracked, FileStatus.PROCESSED, run.id, result_key=key, summary=summary)
-
-
-def settle_failed_run(
-    rt: Runtime,
-    submission: Submission,
-    tracked: TrackedFile,
-    run: RunSummary,
-    outcome: CollectOutcome,
-) -> None:
-    """A run Extend ended FAILED or CANCELLED: its reason (or its status) and message, by the retry policy."""
-    reason = run.failure_reason or run.status
-    settle_failure(
-        rt, submission, tracked, run.id, reason, run.failure_message, outcome, failed_at=run.updated_at
-    )
-
-
-def settle_failure(
-    rt: Runtime,
-    submission: Submission,
-    tracked: TrackedFile,
-    run_id: str | None,
-    reason: str,
-    message: str | None,
-    outcome: CollectOutcome,
-    *,
-    failed_at: str | None = None,
-) -> None:
-    """The retry policy. A file Extend could not download because its presigned URL had expired goes
-    round again with a fresh URL without using an attempt (the expiry was ours, not the file's); a
-    retryable reason goes round again until ``maxAttempts``; anything else, including a download that
-    failed with a valid URL, is FAILED with Extend's reason and message."""
-    settings = rt.settings
-    sid = submission.submission_id
-    expired = url_had_expired(submission, reason, failed_at, message)  # on Extend's whole text
-    message = redact_optional(message)  # Extend's text, stored and published below
-    if expired:
-        expiries = sum(1 for h in tracked.history if h.get("reason") == URL_EXPIRED)
-        if expiries < MAX_URL_EXPIRIES:
-            note = f"the presigned URL had expired when Extend fetched the file ({reason}: {message})"
-            if rt.files.requeue(tracked, sid, URL_EXPIRED, redact(note), run_id=run_id, spent_attempt=False):
-                outcome.requeued(tracked.route or submission.route)
-                outcome.add("url_expired")
-            return
-        reason, message = (
-            URL_EXPIRED,
-            f"the presigned URL expired {expiries + 1} times before Extend fetched it",
-        )
-    retryable = reason in settings.retryable_failure_reasons or reason == MISSING_RUN
-    if retryable and tracked.attempts < settings.max_attempts:
-        if rt.files.requeue(tracked, sid, reason, message, run_id=run_id):
-            outcome.requeued(tracked.route or submission.route)
-        return
-    recorded = rt.files.record_outcome(
-        tracked,
-        sid,
-        status=FileStatus.FAILED,
-        run_id=run_id,
-        batch_id=submission.batch_id,
-        failure_reason=reason,
-        failure_message=message,
-    )
-    if recorded:
-        outcome.add("failed")
-        notify_file(rt, submission, tracked, FileStatus.FAILED, run_id, reason=reason, message=message)
-
-
-# Extend's reasons for a run whose file it could not fetch (extract/classify/split; parse).
-DOWNLOAD_FAILURES = frozenset({"FAILED_TO_PROCESS_FILE", "UNABLE_TO_DOWNLOAD_FILE"})
-URL_EXPIRED = "URL_EXPIRED"  # our reason: the URL we handed Extend had expired when it fetched the file
-# A file whose URLs keep expiring is FAILED URL_EXPIRED after this many free rounds (the bound on files at
-# Extend is meant to prevent it: repeated expiries say the bound is set too high for the plan).
-MAX_URL_EXPIRIES = 3
-# What a download refused for its URL looks like in Extend's message (S3: 403 "Request has expired",
-# AccessDenied, ExpiredToken).
-EXPIRED_URL_MESSAGE = re.compile(r"expired|\b403\b|access ?denied|forbidden", re.IGNORECASE)
-
-
-def url_had_expired(
-    submission: Submission, reason: str, failed_at: str | None, message: str | None = None
-) -> bool:
-    """Whether a download failure was the URL's fault: it happened after the submission's presigned URLs
-    expired (run times are Extend's, URL expiry ours: a clock skew of seconds only matters for a run that
-    failed at the edge), or Extend says the download was refused as expired or forbidden. A URL can die
-    before ``urlExpiresAt``: one presigned with temporary credentials (a Lambda role's) ends when they
-    do, and S3 then answers 403 to a URL whose signature is otherwise good."""
-    if reason not in DOWNLOAD_FAILURES:
-        return False
-    if message and EXPIRED_URL_MESSAGE.search(message):
-        return True
-    if not submission.url_expires_at:
-        return False
-    when = parse_iso(failed_at) if failed_at else timeutil.utc_now()
-    return when >= parse_iso(submission.url_expires_at)
-
-
 # -- finishing --------------------------------------------------------------------------------------
 
 
@@ -615,34 +358,3 @@ def announce(rt: Runtime, submission_id: str, failed: list[TrackedFile] | None =
         rt.batches.release_notification(submission_id, claimed_at)
         raise
     return True
-
-
-def notify_file(
-    rt: Runtime,
-    submission: Submission,
-    tracked: TrackedFile,
-    status: str,
-    run_id: str | None,
-    *,
-    result_key: str | None = None,
-    summary: dict[str, Any] | None = None,
-    reason: str | None = None,
-    message: str | None = None,
-) -> None:
-    """Per-file notification, when switched on. Best effort: the file is recorded whatever happens here."""
-    if not rt.settings.per_file_notifications:
-        return
-    notification = notifications.file_outcome(
-        submission,
-        tracked,
-        status,
-        run_id,
-        result_key=result_key,
-        summary=summary,
-        reason=reason,
-        message=message,
-    )
-    try:
-        rt.notify(notification)
-    except (BotoCoreError, ClientError):
-        logger.exception("per-file notification failed", extra={"fileId": tracked.file_id})

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from batchdrop_core.collect import LONG_KEYS_FOLDER
 from batchdrop_core.extend import BatchInput, ExtendClient, FileRef, ProcessorRef
 from batchdrop_core.extend.signing import signature_headers
+from batchdrop_core.outcomes import LONG_KEYS_FOLDER
 from batchdrop_core.runtime import Runtime
 from sandbox.apigw import ApiGatewayServer, proxy_event
 from sandbox.aws import Deployment

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from batchdrop_core.collect import CollectOutcome, result_key, settle_failure, summarize
 from batchdrop_core.config import Resources, Settings
 from batchdrop_core.notifications import MAX_FAILED_FILES_IN_MESSAGE, batch_outcome
+from batchdrop_core.outcomes import CollectOutcome, result_key, settle_failure, summarize
 from batchdrop_core.redact import MAX_MESSAGE_CHARS
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
 

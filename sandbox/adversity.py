@@ -33,7 +33,7 @@ import httpx
 from botocore.client import BaseClient
 
 from batchdrop_core.dynamo import scan_all
-from batchdrop_core.submit import EXTEND_REFUSED_INPUT
+from batchdrop_core.inputs import EXTEND_REFUSED_INPUT
 from batchdrop_core.tracking import FileStatus, with_derived_names
 from sandbox import alarms, reliability
 from sandbox.docfigures import replace_between

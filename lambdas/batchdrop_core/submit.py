@@ -7,19 +7,13 @@ resolved through the runs' batchdrop metadata before anything of it is sent agai
 
 from __future__ import annotations
 
-import io
-import mimetypes
-import posixpath
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from batchdrop_core import admission, deployspec, lookup, notifications, routehealth, timeutil
+from batchdrop_core import admission, deployspec, notifications, routehealth
 from batchdrop_core.dynamo import UpdateBuilder
 from batchdrop_core.extend import (
     ExtendError,
@@ -28,28 +22,26 @@ from batchdrop_core.extend import (
     ExtendRejectedError,
     ExtendRetryableError,
 )
+from batchdrop_core.inputs import (
+    EXTEND_REFUSED_INPUT,
+    INPUT_REFUSED_STATUSES,
+    RefusedInput,
+    build_inputs,
+)
 from batchdrop_core.observability import logger
+from batchdrop_core.orphans import abandon_submission, resolve_orphans
 from batchdrop_core.redact import redact
 from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
-from batchdrop_core.timeutil import age_seconds, iso, now_iso, utc_now
-from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
+from batchdrop_core.timeutil import age_seconds, now_iso
+from batchdrop_core.tracking import BatchState, Submission, TrackedFile, new_submission_id
 
 if TYPE_CHECKING:
-    from batchdrop_core.extend import BatchInput, FileRef
+    from batchdrop_core.extend import BatchInput
 
-# A 400/422 may be about one input (Extend names it: "…; Path: inputs[3].file.url"); 401/402/403 (key,
-# credits) and 404 (processor) are about the route.
-INPUT_REFUSED_STATUSES = frozenset({400, 422})
 INPUT_PATH = re.compile(r"inputs\[(\d+)\]")
 # Refused POSTs one batch may spend finding its poison inputs (bisection of 1,000 takes 10).
 MAX_REFUSED_POSTS = 12
-# An ambiguous submission is abandoned only after this many searches that found none of its runs, each
-# at least orphanGraceSeconds after the one before (minutes apart by default).
-ORPHAN_SEARCHES = 2
-EXTEND_REFUSED_INPUT = "EXTEND_REFUSED_INPUT"
-OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
-MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404"})
 
 
 @dataclass
@@ -195,7 +187,7 @@ def submit_batch(
             )
             return "unknown"
         except ExtendRetryableError as exc:
-            _abandon(rt, sid, claimed, f"Extend asked to retry later: {exc}")
+            abandon_submission(rt, sid, claimed, f"Extend asked to retry later: {exc}")
             until = routehealth.back_off(rt, route, state, exc.retry_after)
             state["backoffUntil"] = until
             outcome.counts["throttled"] += 1
@@ -208,12 +200,12 @@ def submit_batch(
             refusals += 1
             verdict, claimed = isolate_poison(rt, sid, claimed, exc, outcome, refusals)
             if verdict == "route":
-                _abandon(rt, sid, claimed, f"Extend refused the batch: {exc}")
+                abandon_submission(rt, sid, claimed, f"Extend refused the batch: {exc}")
                 block_route(rt, route, exc, state)
                 outcome.counts["blocked"] += 1
                 return "blocked"
             if verdict in ("suspect", "give_up"):
-                _abandon(rt, sid, claimed, f"Extend refused the batch: {exc}")
+                abandon_submission(rt, sid, claimed, f"Extend refused the batch: {exc}")
                 return verdict
             if verdict == "poison":
                 # The rest goes as a full batch: top it up from the queue to the room held.
@@ -222,7 +214,7 @@ def submit_batch(
             continue
         except Exception:
             # Anything else (S3, DynamoDB) happened before the POST could have been sent.
-            _abandon(rt, sid, claimed, "submission failed before reaching Extend")
+            abandon_submission(rt, sid, claimed, "submission failed before reaching Extend")
             raise
         break
 
@@ -374,111 +366,6 @@ def claim_files(
     return claimed
 
 
-@dataclass(frozen=True)
-class RefusedInput:
-    """A file that cannot be an input: its object version is gone, or Extend refused its upload."""
-
-    reason: str
-    message: str
-
-
-def build_inputs(
-    rt: Runtime, route: Route, submission_id: str, files: list[TrackedFile]
-) -> tuple[list[BatchInput | RefusedInput], str | None]:
-    """Extend inputs for a submission, each carrying batchdrop's ids in its metadata; a file that cannot
-    be one gets a ``RefusedInput`` in its place."""
-    from batchdrop_core.extend import BatchInput, FileRef  # loaded with the first batch (submit_batch)
-
-    expires_in = rt.settings.presigned_url_expiry_seconds
-    url_expires_at = (
-        iso(utc_now() + timedelta(seconds=expires_in)) if rt.settings.file_transfer == "url" else None
-    )
-    s3 = rt.client("s3")
-
-    def file_ref(tracked: TrackedFile) -> FileRef | RefusedInput:
-        try:
-            return _file_ref(tracked)
-        except ClientError as exc:
-            # The object version is gone (deleted since intake): that file is over, not the batch.
-            if exc.response.get("Error", {}).get("Code") in MISSING_OBJECT_CODES:
-                return RefusedInput(OBJECT_NOT_FOUND, f"S3 has no such object version: {exc}")
-            raise
-        except ExtendRejectedError as exc:
-            # Extend refused this upload: that file is refused, unless Extend refused the route itself.
-            if exc.status_code in INPUT_REFUSED_STATUSES:
-                return RefusedInput(EXTEND_REFUSED_INPUT, exc.message or str(exc))
-            raise
-
-    def _file_ref(tracked: TrackedFile) -> FileRef:
-        name = posixpath.basename(tracked.key) or tracked.key
-        params = {"Bucket": tracked.bucket, "Key": tracked.key}
-        if tracked.version_id != "null":
-            params["VersionId"] = tracked.version_id
-        if rt.settings.file_transfer == "upload":
-            # Streamed from S3 to Extend in chunks, a fresh GetObject for each try: memory stays bounded
-            # whatever the file's size and however many threads upload at once.
-            content_type = tracked.content_type or mimetypes.guess_type(name)[0]
-
-            def open_object() -> ObjectStream:
-                return ObjectStream(s3.get_object(**params))
-
-            uploaded = rt.extend.upload_file(name, open_object, content_type)
-            return FileRef.from_id(uploaded.id)
-        url = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
-        return FileRef.from_url(url, name=name)
-
-    refs = rt.files.map_parallel(file_ref, files)
-    inputs = [
-        ref
-        if isinstance(ref, RefusedInput)
-        else BatchInput(
-            file=ref,
-            metadata={
-                **tracked.user_metadata,
-                "batchdrop": {"submissionId": submission_id, "fileId": tracked.file_id},
-            },
-        )
-        for ref, tracked in zip(refs, files, strict=True)
-    ]
-    return inputs, url_expires_at
-
-
-class ObjectStream(io.RawIOBase):
-    """An S3 object's body as a read-once stream that tells its length, so an upload of it is sent with a
-    Content-Length in chunks (httpx reads 64 KB at a time) rather than read whole into memory."""
-
-    def __init__(self, response: dict[str, Any]) -> None:
-        self._body = response["Body"]
-        self._length = int(response["ContentLength"])
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._body.read(None if size is None or size < 0 else size)
-        self._position += len(data)
-        return data
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        # Only what an HTTP client asks of a stream it sends: its end (the length) and its current place.
-        if whence == io.SEEK_END and offset == 0:
-            return self._length
-        if whence == io.SEEK_SET and offset == self._position:
-            return self._position
-        raise io.UnsupportedOperation("an S3 object stream is read once, from its start")
-
-
-def _abandon(rt: Runtime, submission_id: str, files: list[TrackedFile], note: str) -> None:
-    rt.files.release(files, submission_id)
-    from_states = [BatchState.SUBMITTING, BatchState.UNKNOWN]
-    rt.batches.transition(submission_id, from_states, BatchState.ABANDONED, note=redact(note, 500))
-    admission.release(rt, submission_id)
-
-
 def block_route(
     rt: Runtime, route: Route, exc: ExtendError | ExtendInputError, state: dict[str, Any] | None = None
 ) -> None:
@@ -494,53 +381,3 @@ def block_route(
     state.update(blocked=True, probeAt=probe_at, probeSeconds=interval)
     if rt.state.block_route(route.name, reason, message, probe_at, interval):
         rt.notify(notifications.route_blocked(route, reason, status, message))
-
-
-def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:
-    """Settle submissions a crash or an ambiguous POST left SUBMITTING/UNKNOWN (I3)."""
-    cutoff = iso(timeutil.utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
-    for submission in rt.batches.open_submissions(route.name, created_before=cutoff):
-        if submission.state not in (BatchState.SUBMITTING, BatchState.UNKNOWN):
-            continue
-        resolve_orphan(rt, route, submission, outcome)
-
-
-def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: FlushOutcome) -> None:
-    """Adopt an ambiguous submission that Extend has; abandon it (its files go back to the queue) only
-    after ``ORPHAN_SEARCHES`` searches at least ``orphanGraceSeconds`` apart found nothing, since a batch
-    may show its runs late. A batch that turns up even later is a late duplicate (``collect``)."""
-    sid = submission.submission_id
-    fresh = rt.batches.get(sid) or submission
-    batch_id = fresh.batch_id
-    run_ids: dict[str, str] = {}
-    if not batch_id:
-        last = fresh.orphan_searched_at
-        if last and timeutil.age_seconds(last) < rt.settings.orphan_grace_seconds:
-            outcome.counts["orphan_waiting"] += 1
-            return  # searched a moment ago: the next search waits, so the two are minutes apart
-        runs = lookup.runs_of_submission(rt, submission)
-        run_ids = {ids["fileId"]: run.id for run in runs if (ids := run.batchdrop_metadata).get("fileId")}
-    if batch_id or run_ids:
-        # Extend has it: adopt the batch, never resend (I3).
-        rt.batches.transition(
-            sid,
-            [BatchState.SUBMITTING, BatchState.UNKNOWN],
-            BatchState.SUBMITTED,
-            submittedAt=now_iso(),
-            adopted=True,
-            note=f"adopted after an ambiguous submission ({len(run_ids) or 'batch id known'} runs found)",
-        )
-        outcome.counts["adopted"] += 1
-        logger.info("ambiguous submission adopted", extra={"submissionId": sid, "runs": len(run_ids)})
-        return
-    searches = fresh.orphan_searches + 1
-    if searches < ORPHAN_SEARCHES:
-        rt.batches.record_orphan_search(sid, searches)
-        outcome.counts["orphan_searched"] += 1
-        logger.info("ambiguous submission not found at Extend yet", extra={"submissionId": sid})
-        return
-    files = [f for f in rt.files.of_submission(sid) if f.status == FileStatus.SUBMITTED]
-    note = f"no run of this submission found at Extend in {searches} searches; files requeued"
-    _abandon(rt, sid, files, note)
-    outcome.counts["requeued_orphan"] += 1
-    logger.info("ambiguous submission never reached Extend; files requeued", extra={"submissionId": sid})

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from batchdrop_core.extend.client import ExtendClient
-from batchdrop_core.submit import ObjectStream
+from batchdrop_core.inputs import ObjectStream
 
 
 class Body:

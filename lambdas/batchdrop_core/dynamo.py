@@ -128,6 +128,38 @@ def scan_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     return (from_item(item) for item in scan_items(client, **kwargs))
 
 
+def index_query(
+    table: str, index: str, partition: tuple[str, Any], sort: tuple[str, str, Any] | None = None
+) -> dict[str, Any]:
+    """Query arguments for one partition of an index: ``partition`` is (attribute, value); ``sort``, when
+    given with a value that is not None, (attribute, operator, value) narrows the sort key."""
+    name, value = partition
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": index,
+        "KeyConditionExpression": f"{name} = :partition",
+        "ExpressionAttributeValues": {":partition": serialize(value)},
+    }
+    if sort is not None and sort[2] is not None:
+        kwargs["KeyConditionExpression"] += f" AND {sort[0]} {sort[1]} :sort"
+        kwargs["ExpressionAttributeValues"][":sort"] = serialize(sort[2])
+    return kwargs
+
+
+def count_query(client: Any, up_to: int | None = None, **kwargs: Any) -> int:
+    """How many items a Query matches (``Select=COUNT``, page after page), or a little more than ``up_to``
+    once that many are counted: a count costs the read units of the items it passes over."""
+    count = 0
+    kwargs["Select"] = "COUNT"
+    while up_to is None or count < up_to:
+        page = client.query(**kwargs)
+        count += page.get("Count", 0)
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return count
+
+
 def query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a Query, following LastEvaluatedKey; stops early when ``Limit`` items were read."""
     limit = kwargs.get("Limit")

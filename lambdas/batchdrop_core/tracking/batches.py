@@ -9,6 +9,7 @@ from batchdrop_core.dynamo import (
     UpdateBuilder,
     conditional_write,
     from_item,
+    index_query,
     query_all,
     scan_all,
     serialize,
@@ -52,30 +53,17 @@ class BatchStore:
         return Submission.from_values(from_item(item)) if item else None
 
     def by_batch_id(self, batch_id: str) -> Submission | None:
-        items = list(
-            query_all(
-                self.client,
-                TableName=self.table,
-                IndexName=BATCHES_BATCH_ID_INDEX.name,
-                KeyConditionExpression="batchId = :b",
-                ExpressionAttributeValues={":b": serialize(batch_id)},
-            )
-        )
+        query = index_query(self.table, BATCHES_BATCH_ID_INDEX.name, ("batchId", batch_id))
+        items = list(query_all(self.client, **query))
         # The index is eventually consistent: read the item itself for its current state.
         return self.get(items[0]["submissionId"]) if items else None
 
     def open_submissions(self, route: str, created_before: str | None = None) -> list[Submission]:
         """Non-terminal submissions of a route, oldest first."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": BATCHES_OPEN_INDEX.name,
-            "KeyConditionExpression": "openRoute = :r",
-            "ExpressionAttributeValues": {":r": serialize(route)},
-        }
-        if created_before:
-            kwargs["KeyConditionExpression"] += " AND createdAt < :before"
-            kwargs["ExpressionAttributeValues"][":before"] = serialize(created_before)
-        return [Submission.from_values(v) for v in query_all(self.client, **kwargs)]
+        query = index_query(
+            self.table, BATCHES_OPEN_INDEX.name, ("openRoute", route), ("createdAt", "<", created_before)
+        )
+        return [Submission.from_values(v) for v in query_all(self.client, **query)]
 
     def update(self, submission_id: str, update: UpdateBuilder, condition: str | None = None) -> bool:
         return conditional_write(

@@ -17,7 +17,9 @@ from botocore.exceptions import ClientError
 from batchdrop_core.dynamo import (
     UpdateBuilder,
     conditional_write,
+    count_query,
     from_item,
+    index_query,
     query_all,
     scan_all,
     serialize,
@@ -102,13 +104,9 @@ class FileStore:
         return sorted(files, key=lambda f: f.arrived_at or "", reverse=True)
 
     # -- the queue --------------------------------------------------------------------------------------
-    def _queued_query(self, route: str, shard: int) -> dict[str, Any]:
-        return {
-            "TableName": self.table,
-            "IndexName": FILES_QUEUED_INDEX.name,
-            "KeyConditionExpression": "queuedShard = :s",
-            "ExpressionAttributeValues": {":s": serialize(f"{route}#{shard}")},
-        }
+    def _queued_query(self, route: str, shard: int, before: str | None = None) -> dict[str, Any]:
+        partition = ("queuedShard", f"{route}#{shard}")
+        return index_query(self.table, FILES_QUEUED_INDEX.name, partition, ("queuedAt", "<", before))
 
     def queue_depth(self, route: str, enough: int) -> tuple[int, str | None]:
         """(QUEUED files of a route, counted up to about ``enough``; the oldest one's queuedAt).
@@ -124,13 +122,8 @@ class FileStore:
                 continue
             queued_at = from_item(first[0])["queuedAt"]
             oldest = queued_at if oldest is None else min(oldest, queued_at)
-            kwargs = {**self._queued_query(route, shard), "Select": "COUNT"}
-            while count < enough:
-                page = self.client.query(**kwargs)
-                count += page.get("Count", 0)
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            if count < enough:
+                count += count_query(self.client, up_to=enough - count, **self._queued_query(route, shard))
         return count, oldest
 
     def oldest_queued(self, route: str, limit: int) -> list[QueuedEntry]:
@@ -255,13 +248,8 @@ class FileStore:
 
     def ids_of_submission(self, submission_id: str) -> list[str]:
         """The file ids the bySubmission index lists for a submission (eventually consistent)."""
-        items = query_all(
-            self.client,
-            TableName=self.table,
-            IndexName=FILES_SUBMISSION_INDEX.name,
-            KeyConditionExpression="submissionId = :s",
-            ExpressionAttributeValues={":s": serialize(submission_id)},
-        )
+        query = index_query(self.table, FILES_SUBMISSION_INDEX.name, ("submissionId", submission_id))
+        items = query_all(self.client, **query)
         return [f"{v['fileKey']}#{v['versionId']}" for v in items]
 
     def of_submission(self, submission_id: str) -> list[TrackedFile]:
@@ -346,16 +334,10 @@ class FileStore:
 
     def problems(self, route: str, since: str | None = None) -> Iterator[TrackedFile]:
         """FAILED and REJECTED files of a route (``-`` for files that matched no route), oldest first."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": FILES_PROBLEMS_INDEX.name,
-            "KeyConditionExpression": "problemRoute = :r",
-            "ExpressionAttributeValues": {":r": serialize(route)},
-        }
-        if since:
-            kwargs["KeyConditionExpression"] += " AND problemAt >= :since"
-            kwargs["ExpressionAttributeValues"][":since"] = serialize(since)
-        listed = query_all(self.client, **kwargs)
+        query = index_query(
+            self.table, FILES_PROBLEMS_INDEX.name, ("problemRoute", route), ("problemAt", ">=", since)
+        )
+        listed = query_all(self.client, **query)
         while page := list(itertools.islice(listed, 100)):
             ids = [f"{v['fileKey']}#{v['versionId']}" for v in page]
             found = self.batch_get_ids(ids)
@@ -400,19 +382,10 @@ class FileStore:
 
     def count_queued_before(self, route: str, before: str) -> int:
         """QUEUED files of a route that were queued before ``before`` (the reconciler's stuck check)."""
-        count = 0
-        for shard in range(self.queued_shards):
-            kwargs = self._queued_query(route, shard)
-            kwargs["KeyConditionExpression"] += " AND queuedAt < :before"
-            kwargs["ExpressionAttributeValues"][":before"] = serialize(before)
-            kwargs["Select"] = "COUNT"
-            while True:
-                page = self.client.query(**kwargs)
-                count += page.get("Count", 0)
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return count
+        return sum(
+            count_query(self.client, **self._queued_query(route, shard, before))
+            for shard in range(self.queued_shards)
+        )
 
     def count_by_route_and_status(self) -> dict[str, Counter[str]]:
         """Files per route (``-`` for unrouted) and status, for operators (``batchdrop status``).

@@ -44,7 +44,6 @@ from batchdrop_core.timeutil import parse_iso
 from batchdrop_core.tracking import (
     SUBMISSION_NOT_SENT,
     BatchState,
-    BatchStore,
     FileStatus,
     FileStore,
     StateStore,
@@ -339,16 +338,16 @@ class FaultInjector:
             self._patches.set(source, "handler", self._crash_after(source.handler, kind))
         injector = self
 
-        original_link = BatchStore.link_batch_id
+        # The submitter's own store (its runtime's), not the class: the results worker links batches too.
+        submitter_batches = pipeline.runtime("submitter").batches
+        original_link = submitter_batches.link_batch_id
 
-        def link_batch_id(store: BatchStore, submission_id: str, batch_id: str) -> bool:
-            # Only the submitter's call right after its POST; the results path links batches too.
-            caller = sys._getframe(1).f_code.co_name
-            if caller == "submit_batch" and injector.take("crash_after_post_before_record"):
+        def link_batch_id(submission_id: str, batch_id: str) -> bool:
+            if injector.take("crash_after_post_before_record"):
                 raise SimulatedCrash("crashed after the POST, before recording the batch id")
-            return original_link(store, submission_id, batch_id)
+            return original_link(submission_id, batch_id)
 
-        self._patches.set(BatchStore, "link_batch_id", link_batch_id)
+        self._patches.set(submitter_batches, "link_batch_id", link_batch_id)
 
         original_store = collect_module.store_result
 

@@ -241,6 +241,31 @@ def subscribe_queue_to_topic(deployment: Deployment, queue_name: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class Notification:
+    """One SNS message as a subscribed queue received it."""
+
+    subject: str | None
+    message: dict[str, Any]
+    attributes: dict[str, str]
+
+
+def drain_notifications(deployment: Deployment, queue_url: str) -> list[Notification]:
+    """Every SNS message the subscribed queue holds (``subscribe_queue_to_topic``), deleted as read."""
+    sqs = deployment.session.client("sqs")
+    received: list[Notification] = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in messages:
+            envelope = json.loads(m["Body"])
+            attributes = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+            received.append(
+                Notification(envelope.get("Subject"), json.loads(envelope["Message"]), attributes)
+            )
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    return received
+
+
 def queue_depth(sqs: Any, url: str) -> int:
     """Messages in a queue, visible or in flight."""
     attributes = sqs.get_queue_attributes(

@@ -34,7 +34,7 @@ from batchdrop_core.dynamo import scan_all
 from batchdrop_core.observability import SERVICE
 from batchdrop_core.timeutil import parse_iso
 from batchdrop_core.tracking import BatchState, FileStatus, with_derived_names
-from sandbox import interrupt
+from sandbox import aws, interrupt
 from sandbox.aws import queue_depth
 from sandbox.documents import sample_files
 from sandbox.interrupt import Interrupted
@@ -636,20 +636,8 @@ def summarize(sandbox: Sandbox, elapsed: float) -> dict[str, Any]:
 
 
 def _notifications(sandbox: Sandbox) -> list[dict[str, Any]]:
-    sqs = sandbox.deployment.session.client("sqs")
-    received = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=sandbox.notifications_queue_url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        )
-        if not messages:
-            return received
-        for message in messages:
-            envelope = json.loads(message["Body"])
-            received.append({"subject": envelope.get("Subject"), "message": json.loads(envelope["Message"])})
-            sqs.delete_message(
-                QueueUrl=sandbox.notifications_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
+    drained = aws.drain_notifications(sandbox.deployment, sandbox.notifications_queue_url)
+    return [{"subject": n.subject, "message": n.message} for n in drained]
 
 
 def print_summary(console: Console, summary: dict[str, Any], sandbox: Sandbox) -> None:

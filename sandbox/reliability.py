@@ -49,7 +49,7 @@ from batchdrop_core.tracking import (
     StateStore,
     with_derived_names,
 )
-from sandbox import interrupt
+from sandbox import aws, interrupt
 from sandbox.aws import queue_depth
 from sandbox.demo import EXAMPLE_ROUTES
 from sandbox.docfigures import replace_between
@@ -901,20 +901,7 @@ def gather(
 
 
 def drain_notifications(sandbox: Sandbox) -> list[dict[str, Any]]:
-    sqs = sandbox.deployment.session.client("sqs")
-    url = sandbox.notifications_queue_url
-    received: list[dict[str, Any]] = []
-    for _ in range(10_000):
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            received.append(json.loads(json.loads(message["Body"])["Message"]))
-        sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-        )
-    return received
+    return [n.message for n in aws.drain_notifications(sandbox.deployment, sandbox.notifications_queue_url)]
 
 
 def peek_queue(sandbox: Sandbox, url: str) -> list[str]:

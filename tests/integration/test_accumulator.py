@@ -16,7 +16,7 @@ from batchdrop_core import timeutil
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.intake import RejectReason
 from batchdrop_core.tracking import BatchState, FileStatus, with_derived_names
-from sandbox.aws import Deployment, subscribe_queue_to_topic
+from sandbox.aws import Deployment, drain_notifications, subscribe_queue_to_topic
 from sandbox.pipeline import LocalPipeline
 from tests.conftest import EXAMPLE_ROUTES, make_settings, sim_batches
 
@@ -60,15 +60,7 @@ def assert_each_file_in_exactly_one_batch(batches: list[dict[str, Any]], files: 
 
 
 def sns_messages(deployment: Deployment, queue_url: str) -> list[dict[str, Any]]:
-    sqs = deployment.session.client("sqs")
-    messages = []
-    while True:
-        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not received:
-            return messages
-        for m in received:
-            messages.append(json.loads(json.loads(m["Body"])["Message"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return [n.message for n in drain_notifications(deployment, queue_url)]
 
 
 @pytest.fixture

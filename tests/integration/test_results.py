@@ -20,7 +20,7 @@ from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.reconcile import reconcile
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
-from sandbox.aws import Deployment, subscribe_queue_to_topic
+from sandbox.aws import Deployment, drain_notifications, subscribe_queue_to_topic
 from sandbox.pipeline import LocalPipeline
 from tests.conftest import make_settings, sim_batches
 from tests.integration.test_accumulator import all_files, upload
@@ -113,17 +113,7 @@ def submissions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
 
 def notifications(deployment: Deployment, queue_url: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """(message, attributes) of every SNS message the subscribed queue received."""
-    sqs = deployment.session.client("sqs")
-    received = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return received
-        for m in messages:
-            envelope = json.loads(m["Body"])
-            attributes = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
-            received.append((json.loads(envelope["Message"]), attributes))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return [(n.message, n.attributes) for n in drain_notifications(deployment, queue_url)]
 
 
 def seed_submitted_batch(rt: Runtime, route_name: str, texts: list[str]) -> Submission:

@@ -279,8 +279,8 @@ def count_runtime_requests(counter: RequestCounter) -> Iterator[None]:
 
     original = Runtime.client
 
-    def client(self: Runtime, service: str) -> Any:
-        made = original(self, service)
+    def client(self: Runtime, service: str, **options: Any) -> Any:
+        made = original(self, service, **options)  # options: the webhook's fail-fast client (quick=True)
         counter.hook(made, self)
         return made
 

@@ -147,3 +147,23 @@ def test_the_meter_follows_dynamodb_billing_rules() -> None:
     assert meter.units[("t", "files")] == 5 + 2 + 2
     assert item_size(apply_update({**key, "blob": big}, params)) < 100
     assert {i.name for i in FILES.indexes} == {"queued", "bySubmission", "problems"}
+
+
+def test_the_benchmarks_request_counter_sees_every_client_a_runtime_makes(deployment: Deployment) -> None:
+    # The webhook's enqueue asks for the fail-fast client (quick=True); a counting hook that dropped the
+    # option made every webhook fail in the benchmark's pipeline run.
+    from batchdrop_core.runtime import Runtime
+    from bench.common import count_runtime_requests
+    from tests.conftest import make_settings
+
+    counter = RequestCounter()
+    rt = Runtime(
+        make_settings("http://127.0.0.1:9").to_run_settings(), deployment.resources, deployment.session
+    )
+    with count_runtime_requests(counter):
+        quick, normal = rt.client("sqs", quick=True), rt.client("sqs")
+        counter.name(rt, "runtime")
+        quick.get_queue_url(QueueName=deployment.resources.results_queue_url.rsplit("/", 1)[-1])
+        normal.get_queue_url(QueueName=deployment.resources.results_queue_url.rsplit("/", 1)[-1])
+    assert quick is not normal
+    assert sum(counter.by_service("runtime").values()) == 2

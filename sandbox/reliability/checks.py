@@ -5,7 +5,7 @@ defines each precisely.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchdrop_core.outcomes import URL_EXPIRED, result_key
@@ -80,38 +80,57 @@ def input_ids(item: dict[str, Any]) -> dict[str, str]:
     return ((item.get("metadata") or {}).get("batchdrop")) or {}
 
 
+@dataclass
+class EndState:
+    """A run's end state, indexed once for the checks: files and submissions by id, and what the batches
+    at Extend hold (how often each file appears, the run each batch made for it, the late duplicates)."""
+
+    state: State
+    exp: Expectations
+    settings: Any
+    drop_bucket: str
+    files: dict[str, dict[str, Any]]
+    subs: dict[str, dict[str, Any]]
+    routes: dict[str, Any]
+    appearances: Counter[str] = field(default_factory=Counter)
+    late_appearances: Counter[str] = field(default_factory=Counter)  # in a detected late duplicate's batch
+    run_of: dict[tuple[str, str], str] = field(default_factory=dict)
+    batches_of_submission: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    late: set[str] = field(default_factory=set)
+
+
 def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> dict[str, list[str]]:
     """Every violation found, by invariant. See docs/reliability.md for the precise definitions."""
     v: dict[str, list[str]] = {name: [] for name in INVARIANTS}
-    files = {f["fileId"]: f for f in state.files}
-    subs = {s["submissionId"]: s for s in state.submissions}
-    routes = {r.name: r for r in settings.routes}
+    c = EndState(
+        state,
+        exp,
+        settings,
+        drop_bucket,
+        files={f["fileId"]: f for f in state.files},
+        subs={s["submissionId"]: s for s in state.submissions},
+        routes={r.name: r for r in settings.routes},
+    )
+    check_items(c, v)
+    index_batches(c, v)
+    check_submissions(c, v)
+    check_recording(c, v)
+    check_authentication(c, v)
+    check_errors(c, v)
+    return v
 
-    # -- I1: every object version has exactly one item, and every item is terminal ---------------------
-    expected_items = {
-        (ver["Key"], ver["VersionId"])
-        for ver in state.drop_versions
-        if not (ver["Key"].endswith("/") and ver["Size"] == 0)
-    } | exp.synthetic_items
-    items = Counter((f["key"], f["versionId"]) for f in state.files if f["bucket"] == drop_bucket)
-    for key_version in sorted(expected_items - set(items)):
-        v["I1"].append(f"object version {key_version!r} has no Files item")
-    for key_version in sorted(set(items) - expected_items):
-        v["I1"].append(f"Files item {key_version!r} matches no object version")
-    for f in state.files:
-        if f["bucket"] != drop_bucket:
-            v["I1"].append(f"{f['fileId']!r} is tracked although it is not in the drop bucket")
-        if f["key"] in exp.folder_markers:
-            v["I1"].append(f"folder marker {f['key']!r} is tracked")
-        if f["status"] not in FileStatus.TERMINAL:
-            v["I1"].append(f"{f['fileId']!r} ended {f['status']}")
 
-    # -- the batches Extend holds --------------------------------------------------------------------
-    appearances: Counter[str] = Counter()
-    late_appearances: Counter[str] = Counter()  # in the batch of a detected late duplicate
-    run_of: dict[tuple[str, str], str] = {}
-    batches_of_submission: defaultdict[str, list[str]] = defaultdict(list)
-    late = {
+def index_batches(c: EndState, v: dict[str, list[str]]) -> None:
+    """The batches Extend holds: each of ours indexed, and checked on its own (I2, and I3's one submission
+    per batch)."""
+    files, subs, routes, state, settings = c.files, c.subs, c.routes, c.state, c.settings
+    appearances, late_appearances, run_of, batches_of_submission = (
+        c.appearances,
+        c.late_appearances,
+        c.run_of,
+        c.batches_of_submission,
+    )
+    late = c.late = {
         sid
         for sid, s in subs.items()
         if s.get("state") == BatchState.ABANDONED and s.get("lateBatchAt") and s.get("batchId")
@@ -139,7 +158,40 @@ def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> d
             v, batch, submission, [i["fileId"] for i in ids], files, subs, routes, settings, state.write_times
         )
 
-    # -- I3: no file in two batches per attempt ------------------------------------------------------
+
+def check_items(c: EndState, v: dict[str, list[str]]) -> None:
+    """I1: every object version has exactly one item, and every item is terminal."""
+    state, exp, drop_bucket = c.state, c.exp, c.drop_bucket
+    expected_items = {
+        (ver["Key"], ver["VersionId"])
+        for ver in state.drop_versions
+        if not (ver["Key"].endswith("/") and ver["Size"] == 0)
+    } | exp.synthetic_items
+    items = Counter((f["key"], f["versionId"]) for f in state.files if f["bucket"] == drop_bucket)
+    for key_version in sorted(expected_items - set(items)):
+        v["I1"].append(f"object version {key_version!r} has no Files item")
+    for key_version in sorted(set(items) - expected_items):
+        v["I1"].append(f"Files item {key_version!r} matches no object version")
+    for f in state.files:
+        if f["bucket"] != drop_bucket:
+            v["I1"].append(f"{f['fileId']!r} is tracked although it is not in the drop bucket")
+        if f["key"] in exp.folder_markers:
+            v["I1"].append(f"folder marker {f['key']!r} is tracked")
+        if f["status"] not in FileStatus.TERMINAL:
+            v["I1"].append(f"{f['fileId']!r} ended {f['status']}")
+
+
+def check_submissions(c: EndState, v: dict[str, list[str]]) -> None:
+    """I3: no file in two batches per attempt."""
+    files, subs, exp, appearances, late_appearances, batches_of_submission, late = (
+        c.files,
+        c.subs,
+        c.exp,
+        c.appearances,
+        c.late_appearances,
+        c.batches_of_submission,
+        c.late,
+    )
     for sid, batch_ids in batches_of_submission.items():
         if len(batch_ids) > 1:
             v["I3"].append(f"submission {sid} reached Extend {len(batch_ids)} times: {batch_ids}")
@@ -166,7 +218,17 @@ def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> d
                 f"and {expired} expired URLs"
             )
 
-    # -- I4: one result per file attempt, one notification per batch outcome --------------------------
+
+def check_recording(c: EndState, v: dict[str, list[str]]) -> None:
+    """I4: one result per file attempt, one notification per batch outcome; results against the table."""
+    files, subs, state, run_of, batches_of_submission, late = (
+        c.files,
+        c.subs,
+        c.state,
+        c.run_of,
+        c.batches_of_submission,
+        c.late,
+    )
     claimed_objects: set[str] = set()
     for fid, f in files.items():
         if f["status"] in (FileStatus.PROCESSED, FileStatus.FAILED) and f.get("runId"):
@@ -226,7 +288,11 @@ def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> d
         if subs.get(sid, {}).get("state") not in (BatchState.COMPLETED, BatchState.FAILED):
             v["I1"].append(f"submission {sid} reached Extend but its outcome was never recorded")
 
-    # -- I5: forged requests changed nothing; no secret or URL signature in the logs ------------------
+
+def check_authentication(c: EndState, v: dict[str, list[str]]) -> None:
+    """I5: forged requests changed nothing; no secret or URL signature in the logs. And (I1) no unexpected
+    DLQ message."""
+    state, exp = c.state, c.exp
     for case, status in state.webhook_replies:
         validly_signed = case in ("unknown event type (validly signed)", "replayed batch event")
         if not validly_signed and not 400 <= status < 500:
@@ -244,7 +310,10 @@ def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> d
         if unexpected:
             v["I1"].append(f"{len(unexpected)} unexpected message(s) in the {name} DLQ: {unexpected[:2]}")
 
-    # -- I6: bad input gets its specific reason ------------------------------------------------------
+
+def check_errors(c: EndState, v: dict[str, list[str]]) -> None:
+    """I6: bad input gets its specific reason."""
+    state, exp, settings = c.state, c.exp, c.settings
     by_key: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     for f in state.files:
         by_key[f["key"]].append(f)
@@ -277,7 +346,6 @@ def check(state: State, exp: Expectations, settings: Any, drop_bucket: str) -> d
             ]
             if not (f["status"] == FileStatus.FAILED and len(retried) + 1 >= settings.max_attempts):
                 v["I6"].append(f"{f['fileId']!r} is {f['status']} {f.get('failureReason')} unexpectedly")
-    return v
 
 
 def result_key_for(f: dict[str, Any]) -> str:

@@ -46,6 +46,15 @@ def locate(target: Target, key: str, bucket: str | None) -> tuple[str, str]:
     return bucket or target.require("drop_bucket"), key
 
 
+def object_versions(
+    ctx: typer.Context, key: str, version: str | None, bucket: str | None
+) -> tuple[Target, str, str, list[TrackedFile]]:
+    """(target, bucket, key, its tracked versions) for a command that names an object."""
+    target = target_of(ctx)
+    bucket, key = locate(target, key, bucket)
+    return target, bucket, key, tracked_versions(target.runtime(), bucket, key, version)
+
+
 def tracked_versions(rt: Runtime, bucket: str, key: str, version: str | None) -> list[TrackedFile]:
     """The tracked versions of an object (one with ``version``), newest first; UserError when none."""
     versions = rt.files.versions(bucket, key)

@@ -18,10 +18,9 @@ from batchdrop_cli import output
 from batchdrop_cli.common import (
     check_route,
     find_submission,
-    locate,
+    object_versions,
     result_location,
     target_of,
-    tracked_versions,
 )
 from batchdrop_cli.targets import Target, UserError
 from batchdrop_core.timeutil import age_seconds
@@ -187,9 +186,7 @@ def file(
     json_output: JsonOption = False,
 ) -> None:
     """Every tracked version of an object: status, route, batch, run, result location, failure, history."""
-    target = target_of(ctx)
-    bucket, key = locate(target, key, bucket)
-    versions = tracked_versions(target.runtime(), bucket, key, version)
+    target, bucket, key, versions = object_versions(ctx, key, version, bucket)
     data = {"bucket": bucket, "key": key, "versions": [file_values(target, f) for f in versions]}
     if json_output:
         output.print_json(data)
@@ -329,9 +326,7 @@ def results(
     json_output: JsonOption = False,
 ) -> None:
     """Print the stored result of a file (its newest tracked version unless --version)."""
-    target = target_of(ctx)
-    bucket, key = locate(target, key, bucket)
-    versions = tracked_versions(target.runtime(), bucket, key, version)
+    target, bucket, key, versions = object_versions(ctx, key, version, bucket)
     tracked = versions[0]
     location = result_location(target, tracked.result_key)
     if location is None:

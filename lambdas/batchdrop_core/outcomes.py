@@ -227,25 +227,13 @@ def notify_file(
     tracked: TrackedFile,
     status: str,
     run_id: str | None,
-    *,
-    result_key: str | None = None,
-    summary: dict[str, Any] | None = None,
-    reason: str | None = None,
-    message: str | None = None,
+    **details: Any,
 ) -> None:
-    """Per-file notification, when switched on. Best effort: the file is recorded whatever happens here."""
+    """Per-file notification (``notifications.file_outcome``; ``details``: result key and summary, or the
+    failure's reason and message), when switched on. Best effort: the file is recorded whatever happens."""
     if not rt.settings.per_file_notifications:
         return
-    notification = notifications.file_outcome(
-        submission,
-        tracked,
-        status,
-        run_id,
-        result_key=result_key,
-        summary=summary,
-        reason=reason,
-        message=message,
-    )
+    notification = notifications.file_outcome(submission, tracked, status, run_id, **details)
     try:
         rt.notify(notification)
     except (BotoCoreError, ClientError):

@@ -105,7 +105,10 @@ def flush_route(
         if not (waiting >= size or force or age_seconds(oldest) >= rt.settings.max_wait_seconds):
             outcome.stopped_because = "waiting"
             return outcome
-        result = submit_batch(rt, route, min(waiting, size), outcome, state)
+        # A due batch takes everything claimable when it claims, up to a full batch: files that became
+        # claimable since the count (a requeue, a release, a late arrival) go with it, not into another
+        # partial batch (I2). It holds a full batch's room at Extend; the claim gives back what it left.
+        result = submit_batch(rt, route, size, outcome, state)
         if result == "suspect":
             continue  # a batch without the suspect file says whether it or the route is at fault
         if result != "submitted":

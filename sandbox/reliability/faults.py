@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from batchdrop_core import collect as collect_module
+from batchdrop_core import orphans as orphans_module
 from batchdrop_core import submit as submit_module
 from batchdrop_core.extend.signing import signature_headers
 from batchdrop_core.tracking import (
@@ -71,6 +72,8 @@ class FaultInjector:
         self.webhook_secret = webhook_secret
         self.counts: Counter[str] = Counter()
         self.webhook_replies: list[tuple[str, int]] = []  # (case, status) of every forged request
+        self.rounds: list[tuple[float, list[str]]] = []  # (seconds since start, kinds) of every round
+        self.unconsumed: list[str] = []  # token kinds still pending when the schedule stopped
         self._tokens: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._patches = Patches()
@@ -85,6 +88,11 @@ class FaultInjector:
         # At most one pending per kind: rounds that find nothing to hit must not pile faults up.
         with self._lock:
             self._tokens[kind] = 1
+
+    def pending(self) -> list[str]:
+        """Kinds granted that no event has consumed yet."""
+        with self._lock:
+            return sorted(kind for kind, count in self._tokens.items() if count > 0)
 
     def take(self, kind: str) -> bool:
         with self._lock:
@@ -155,10 +163,26 @@ class FaultInjector:
             short = copy.copy(rt)
             short.settings = replace(rt.settings, presigned_url_expiry_seconds=1)
             built = original_build(short, route, submission_id, files)
+            expired_submissions.add(submission_id)
             time.sleep(2.5)
             return built
 
         self._patches.set(submit_module, "build_inputs", build_inputs)
+
+        # A batch of expired URLs whose POST never reached Extend (a 5xx, a revoked key) bit nothing: its
+        # files go round again with fresh URLs. The fault is given again, so that every run shows it.
+        expired_submissions: set[str] = set()
+        original_abandon = orphans_module.abandon_submission
+
+        def abandon_submission(rt: Any, submission_id: str, *args: Any, **kwargs: Any) -> Any:
+            if submission_id in expired_submissions:
+                expired_submissions.discard(submission_id)
+                if not injector._stop.is_set():
+                    injector.grant("expired_presigned_url")
+            return original_abandon(rt, submission_id, *args, **kwargs)
+
+        for module in (orphans_module, submit_module):
+            self._patches.set(module, "abandon_submission", abandon_submission)
 
         original_publish = self.sim.webhooks.publish
 
@@ -213,6 +237,7 @@ class FaultInjector:
             batches_now = len(self.sim.engine.batches)
             if batches_now > batches_seen and now >= next_round and (limit is None or round_number < limit):
                 batches_seen = batches_now
+                kinds: list[str] = []
                 for _ in range(self.options.kinds_per_round):
                     kind = ROUND_KINDS[applied % len(ROUND_KINDS)]
                     this_pass = applied // len(ROUND_KINDS)
@@ -220,8 +245,10 @@ class FaultInjector:
                     try:
                         if kind not in RARE_KINDS or this_pass % self.options.rare_every == 0:
                             self._apply(kind)
+                            kinds.append(kind)
                     except Exception as exc:  # noqa: BLE001 - a failed injection must not end the schedule
                         print(f"fault round failed: {exc!r}", file=sys.stderr)
+                self.rounds.append((round(now - self._started, 1), kinds))
                 round_number += 1
                 next_round = now + self.options.fault_interval
 
@@ -287,6 +314,7 @@ class FaultInjector:
             faults.lose_post_response = 0
             faults.fail_batches = 0
             faults.signed_url_payload = False
+        self.unconsumed = self.pending()  # granted too late for any event to hit
         with self._lock:
             self._tokens.clear()
 

@@ -75,6 +75,10 @@ def build_report(
         },
         "notifications": dict(notifications),
         "faults": fault_counts(injector, driver, stats, state),
+        "schedule": {
+            "rounds": [{"at": at, "kinds": kinds} for at, kinds in injector.rounds] if injector else [],
+            "unconsumed": injector.unconsumed if injector else [],
+        },
         "dlq": {name: len(bodies) for name, bodies in state.dlq_bodies.items()},
         "violationCount": sum(len(found) for found in violations.values()),
         "violations": {

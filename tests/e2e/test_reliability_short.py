@@ -65,7 +65,7 @@ def test_every_fault_kind_is_injected_and_every_invariant_holds(tmp_path: Path) 
     missing = [
         kind for kind in (*ALL_FAULT_KINDS, *OBSERVED_EFFECTS, *ADVERSARIAL_MESSAGES) if not faults.get(kind)
     ]
-    assert not missing, f"fault kinds never injected: {missing}"
+    assert not missing, f"fault kinds never injected: {missing}; schedule: {json.dumps(report['schedule'])}"
     assert report["finished"], "not every file reached a terminal state in time"
     assert report["violationCount"] == 0, json.dumps(report["violations"], indent=1)
     # The faults did bite: the expired URLs' files (without using an attempt) and the retryably failing

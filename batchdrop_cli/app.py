@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,9 +46,9 @@ class _Group(TyperGroup):
         except NoRegionError:
             message = "no AWS region: pass --region, or set AWS_REGION"
         except EndpointConnectionError as exc:
-            message = (
-                f"cannot reach {exc.kwargs.get('endpoint_url')}: check the network (is the sandbox running?)"
-            )
+            options = ctx.obj if isinstance(ctx.obj, Options) else Options()
+            cause = "is the sandbox running?" if options.sandbox else "check the network and --region"
+            message = f"cannot reach {exc.kwargs.get('endpoint_url')}: {cause}"
         except ClientError as exc:
             message = _aws_error(exc)
         except ExtendError as exc:
@@ -79,6 +80,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"batchdrop {_version()}")
+        raise typer.Exit
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("batchdrop")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
@@ -89,7 +103,13 @@ def _global_options(
         ),
     ] = None,
     region: Annotated[
-        str | None, typer.Option(help="AWS region of the stacks (default: your AWS config).")
+        str | None,
+        typer.Option(
+            help="AWS region of the stacks (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's)."
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="AWS profile to use (default: AWS_PROFILE, or the default profile).")
     ] = None,
     sandbox: Annotated[
         Path | None,
@@ -98,8 +118,12 @@ def _global_options(
             help='A running sandbox\'s endpoints JSON (make demo ARGS="--keep --endpoints PATH").',
         ),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
-    ctx.obj = Options(sandbox=sandbox, stack=stack, region=region)
+    ctx.obj = Options(sandbox=sandbox, stack=stack, region=region, profile=profile)
 
 
 app.command()(views.status)

@@ -19,11 +19,14 @@ class Options:
     sandbox: Path | None = None
     stack: str | None = None
     region: str | None = None
+    profile: str | None = None
     _target: Target | None = field(default=None, repr=False)
 
     def target(self) -> Target:
         if self._target is None:
-            self._target = resolve(sandbox=self.sandbox, stack=self.stack, region=self.region)
+            self._target = resolve(
+                sandbox=self.sandbox, stack=self.stack, region=self.region, profile=self.profile
+            )
         return self._target
 
 

@@ -35,7 +35,10 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    Console(stderr=True, highlight=False).print(Text("batchdrop: error: ", style="bold red") + Text(message))
+    # One line whatever the width (a pipe or a log is 80 columns to Rich): scripts grep it.
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        Text("batchdrop: error: ", style="bold red") + Text(" ".join(message.split()))
+    )
 
 
 def status_text(status: str | None) -> Text:

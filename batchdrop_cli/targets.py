@@ -21,12 +21,13 @@ Sandbox endpoints file (written by ``make demo ARGS="--keep --endpoints PATH"``)
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ProfileNotFound
 
 from batchdrop_core.config import ConfigError, Resources, Settings
 from batchdrop_core.runtime import Runtime
@@ -122,11 +123,14 @@ class SandboxSession:
         return self._session.client(service, endpoint_url=self.endpoint_url, **kwargs)
 
 
-def resolve(*, sandbox: Path | None, stack: str | None, region: str | None) -> Target:
+def resolve(
+    *, sandbox: Path | None, stack: str | None, region: str | None, profile: str | None = None
+) -> Target:
     """The target the global options name: ``--sandbox`` wins; otherwise a deployed stack."""
     if sandbox is not None:
         return load_sandbox(sandbox)
-    return load_stack(stack or _cdk_context().get(STACK_PREFIX_CONTEXT_KEY) or DEFAULT_STACK_PREFIX, region)
+    prefix = stack or _cdk_context().get(STACK_PREFIX_CONTEXT_KEY) or DEFAULT_STACK_PREFIX
+    return load_stack(prefix, region, profile)
 
 
 # -- sandbox ----------------------------------------------------------------------------------------------
@@ -209,11 +213,24 @@ def endpoints_document(
 
 
 # -- deployed stacks --------------------------------------------------------------------------------------
-def load_stack(prefix: str, region: str | None) -> Target:
-    session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
-    region = session.region_name
-    if not region:
+def aws_session(region: str | None, profile: str | None) -> boto3.session.Session:
+    """A session chosen as the AWS CLI chooses: --profile, then AWS_PROFILE; --region, then AWS_REGION,
+    then AWS_DEFAULT_REGION, then the profile's region (boto3 alone does not read AWS_REGION)."""
+    region = region or os.environ.get("AWS_REGION") or None
+    try:
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as exc:
+        raise UserError(
+            f"{exc}: check --profile or AWS_PROFILE against `aws configure list-profiles`"
+        ) from None
+    if not session.region_name:
         raise UserError("no AWS region: pass --region, or set AWS_REGION (or a region in your AWS profile)")
+    return session
+
+
+def load_stack(prefix: str, region: str | None, profile: str | None = None) -> Target:
+    session = aws_session(region, profile)
+    region = session.region_name
     cloudformation = session.client("cloudformation")
     stateful_name, stateless_name = f"{prefix}-Stateful", f"{prefix}-Stateless"
     outputs = _stack_outputs(cloudformation, stateful_name)

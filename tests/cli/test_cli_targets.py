@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import boto3
 import pytest
 
+from batchdrop_cli import app
 from sandbox.aws import REGION
-from tests.cli.conftest import Sandbox, invoke
+from tests.cli.conftest import Sandbox, invoke, runner
 
 
 def user_error(*args: str) -> str:
@@ -98,3 +100,48 @@ def test_a_deployed_stack_is_read_from_its_outputs_and_cdk_json(
     shown = invoke("--region", REGION, "file", "invoices/s-1.pdf", "--json")
     (version,) = json.loads(shown.stdout)["versions"]
     assert version["status"] == "SUBMITTED"
+
+
+def test_region_and_profile_are_chosen_as_the_aws_cli_chooses_them(
+    moto_server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS_REGION wins over AWS_DEFAULT_REGION (boto3 alone reads only the latter), --region over both
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert "in region eu-west-3" in user_error("--stack", "Nope", "status")
+    assert "in region ap-south-1" in user_error("--stack", "Nope", "--region", "ap-south-1", "status")
+    monkeypatch.delenv("AWS_REGION")
+    assert "in region eu-west-1" in user_error("--stack", "Nope", "status")
+
+    # --profile picks a named profile (and its region); an unknown one says where to look
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    config = tmp_path / "config"
+    # (a named profile's own keys: the AWS CLI and boto3 then ignore the environment's)
+    config.write_text(
+        "[profile ops]\nregion = eu-north-1\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    assert "in region eu-north-1" in user_error("--profile", "ops", "--stack", "Nope", "status")
+    message = user_error("--profile", "nobody", "status")
+    assert "nobody" in message and "aws configure list-profiles" in message
+    assert "no AWS region" in user_error("--stack", "Nope", "status")
+
+
+def test_an_unreachable_aws_endpoint_names_the_network_and_region_not_the_sandbox(
+    moto_server: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", "http://127.0.0.1:9")
+    message = user_error("--stack", "Nope", "--region", REGION, "status")
+    assert "cannot reach http://127.0.0.1:9" in message and "--region" in message
+    assert "sandbox" not in message
+
+
+def test_errors_stay_on_one_line_when_piped_and_the_version_prints() -> None:
+    # A pipe is 80 columns to Rich; the missing-sandbox advice is far longer than that.
+    result = runner.invoke(app, ["--sandbox", "/nonexistent/endpoints.json", "status"], env={"COLUMNS": "80"})
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert len(line) > 80 and "\n" not in line and line.startswith("batchdrop: error: ")
+
+    version = invoke("--version")
+    assert version.exit_code == 0 and re.fullmatch(r"batchdrop \d+\.\d+\.\d+\S*\n", version.stdout)

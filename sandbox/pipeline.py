@@ -12,7 +12,7 @@ from botocore.config import Config
 
 from batchdrop_core import deployspec
 from batchdrop_core.config import SETTINGS_ENV, Settings
-from batchdrop_core.observability import METRICS_NAMESPACE, SERVICE, metrics
+from batchdrop_core.observability import METRICS_NAMESPACE, SERVICE, SERVICE_ENV, metrics
 from sandbox.aws import Deployment
 from sandbox.lambda_runtime import LambdaContext, SqsEventSource, share_metrics_safely
 
@@ -24,7 +24,7 @@ def handler_environment(settings: Settings, deployment: Deployment) -> dict[str,
     return {
         SETTINGS_ENV: settings.to_env_json(),
         **deployment.resources.to_env(),
-        "POWERTOOLS_SERVICE_NAME": SERVICE,
+        SERVICE_ENV: SERVICE,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
     }
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Validations
+from aws_cdk import App, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from batchdrop_core.config import ConfigError, Settings
@@ -24,6 +24,7 @@ def build_app(overrides: Mapping[str, Any] | None = None, outdir: str | None = N
     # `python app.py` (make synth) does not read cdk.json by itself; the cdk CLI's context still wins.
     app = App(context=_cdk_json_context(), post_cli_context=dict(overrides or {}), outdir=outdir)
     settings = load_settings(app)
+    _refuse_placeholders(app, settings)
     prefix = app.node.try_get_context(constants.CONTEXT_STACK_PREFIX_KEY) or constants.DEFAULT_STACK_PREFIX
     stateful = StatefulStack(
         app,
@@ -31,13 +32,17 @@ def build_app(overrides: Mapping[str, Any] | None = None, outdir: str | None = N
         settings=settings,
         description="batchdrop data: buckets, tables, arrivals queue, alert topic, Extend secrets",
     )
-    StatelessStack(
+    stateless = StatelessStack(
         app,
         stack_names(prefix)[1],
         data=stateful,
         settings=settings,
+        service=constants.service_name(prefix),
         description="batchdrop compute: queues, functions, webhook API, schedules, alarms, dashboard",
     )
+    for stack in (stateful, stateless):
+        Tags.of(stack).add(constants.TAG_APPLICATION, "batchdrop")
+        Tags.of(stack).add(constants.TAG_DEPLOYMENT, prefix)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app
 
@@ -62,6 +67,20 @@ def load_settings(app: App) -> Settings:
             "cdk.json (see docs/deploy.md) or pass it with -c"
         )
     return Settings.parse(raw, SETTINGS_SOURCE)
+
+
+def _refuse_placeholders(app: App, settings: Settings) -> None:
+    allowed = app.node.try_get_context(constants.CONTEXT_ALLOW_PLACEHOLDERS_KEY)
+    if allowed is True or str(allowed).lower() == "true":  # `-c key=true` passes a string
+        return
+    placeholders = [r for r in settings.routes if constants.PLACEHOLDER_MARK in r.processor_id]
+    if placeholders:
+        named = ", ".join(f"{r.name} ({r.processor_id})" for r in placeholders)
+        raise ConfigError(
+            f"routes with the example's placeholder processor ids: {named}; put your Extend processor ids "
+            f"in {SETTINGS_SOURCE} (docs/deploy.md, step 2), or pass "
+            f"-c {constants.CONTEXT_ALLOW_PLACEHOLDERS_KEY}=true to deploy a demo whose submissions fail"
+        )
 
 
 def _cdk_json_context() -> dict[str, Any]:

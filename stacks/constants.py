@@ -12,14 +12,30 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
-from batchdrop_core import deployspec, webhook
+from batchdrop_core import deployspec, observability, webhook
 
 # --- app ----------------------------------------------------------------------------------------------
 CONTEXT_SETTINGS_KEY = "batchdrop"
 CONTEXT_STACK_PREFIX_KEY = "stackPrefix"
+# cdk.json ships example routes whose processor ids contain PLACEHOLDER_MARK: a deploy refuses them (every
+# submission would fail) unless this context key is true (a demo or a synth that is not deployed).
+CONTEXT_ALLOW_PLACEHOLDERS_KEY = "allowPlaceholderProcessors"
+PLACEHOLDER_MARK = "_placeholder_"
 DEFAULT_STACK_PREFIX = "Batchdrop"
 STATEFUL_STACK_SUFFIX = "Stateful"
 STATELESS_STACK_SUFFIX = "Stateless"
+# Cost allocation tags on every stack (activate them once in the Billing console to see cost per deployment).
+TAG_APPLICATION = "batchdrop:application"
+TAG_DEPLOYMENT = "batchdrop:deployment"
+
+
+def service_name(stack_prefix: str) -> str:
+    """One deployment's service name: the one dimension of its metrics and alarms, the "service" of its logs,
+    so that two deployments in an account keep them apart (``batchdrop`` for the default prefix)."""
+    if stack_prefix == DEFAULT_STACK_PREFIX:
+        return observability.SERVICE
+    return f"{observability.SERVICE}-{stack_prefix}"
+
 
 # --- Lambda -------------------------------------------------------------------------------------------
 RUNTIME = lambda_.Runtime.PYTHON_3_14

@@ -12,7 +12,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from batchdrop_core.config import SETTINGS_ENV, ConfigError, Resources, Settings
-from batchdrop_core.observability import METRICS_NAMESPACE, SERVICE
+from batchdrop_core.observability import METRICS_NAMESPACE, SERVICE_ENV
 from batchdrop_core.tables import BATCHES, FILES, STATE, STATE_LEADING_KEYS, TableSpec
 from stacks import constants
 from stacks.nag import acknowledge
@@ -38,6 +38,7 @@ class Functions(Construct):
         flush: QueueWithDlq,
         results: QueueWithDlq,
         settings: Settings,
+        service: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self._data = data
@@ -46,7 +47,7 @@ class Functions(Construct):
         self._results = results.queue
         self._settings = settings
         self._code = lambda_code(self)
-        self._common_env = _common_env(settings)
+        self._common_env = _common_env(settings, service)
         self.intake = self._build_intake()
         self.submitter = self._build_submitter()
         self.webhook = self._build_webhook()
@@ -258,7 +259,7 @@ class Functions(Construct):
         fn.allow(["sqs:SendMessage"], [queue.queue_arn])
 
 
-def _common_env(settings: Settings) -> dict[str, str]:
+def _common_env(settings: Settings, service: str) -> dict[str, str]:
     settings_json = settings.to_env_json()
     if len(settings_json.encode()) > constants.MAX_SETTINGS_ENV_BYTES:
         raise ConfigError(
@@ -268,7 +269,7 @@ def _common_env(settings: Settings) -> dict[str, str]:
         )
     return {
         SETTINGS_ENV: settings_json,
-        "POWERTOOLS_SERVICE_NAME": SERVICE,
+        SERVICE_ENV: service,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": constants.LOG_LEVEL,
     }

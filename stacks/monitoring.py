@@ -12,7 +12,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from batchdrop_core.config import Settings
-from batchdrop_core.observability import METRICS_NAMESPACE, SERVICE, MetricName
+from batchdrop_core.observability import METRICS_NAMESPACE, MetricName
 from stacks import constants
 from stacks.pipeline_function import PipelineFunction
 from stacks.queues import QueueWithDlq
@@ -21,13 +21,13 @@ _GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 
 
 def custom_metric(
-    name: str, statistic: str = "Sum", period: Duration = constants.ALARM_PERIOD
+    service: str, name: str, statistic: str = "Sum", period: Duration = constants.ALARM_PERIOD
 ) -> cloudwatch.Metric:
-    """A Powertools EMF metric: namespace Batchdrop, the single dimension service=batchdrop."""
+    """A Powertools EMF metric: namespace Batchdrop, the single dimension service=<the deployment's>."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": SERVICE},
+        dimensions_map={"service": service},
         statistic=statistic,
         period=period,
     )
@@ -44,8 +44,10 @@ class Monitoring(Construct):
         topic: sns.ITopic,
         settings: Settings,
         webhook_stage: apigateway.Stage,
+        service: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._service = service
         self._action = actions.SnsAction(topic)
         self.alarms: list[cloudwatch.Alarm] = []
         self._build_dlq_alarms(queues)
@@ -73,26 +75,26 @@ class Monitoring(Construct):
             "OldestQueuedFileTooOld",
             f"A file has waited more than {sla_seconds // 2} s (half the file SLA) to be submitted to Extend "
             "(is a route blocked, or is Extend throttling?)",
-            custom_metric(MetricName.OLDEST_QUEUED_AGE, "Maximum"),
+            self._metric(MetricName.OLDEST_QUEUED_AGE, "Maximum"),
             threshold=sla_seconds // 2,
         )
         self._alarm(
             "OverdueBatches",
             f"Batches without an outcome {settings.webhook_grace_minutes} min after a webhook was due",
-            custom_metric(MetricName.OVERDUE_BATCHES, "Maximum"),
+            self._metric(MetricName.OVERDUE_BATCHES, "Maximum"),
             threshold=0,
         )
         self._alarm(
             "StuckFiles",
             f"Files not in a terminal state after the file SLA ({settings.file_sla_minutes} min)",
-            custom_metric(MetricName.STUCK_FILES, "Maximum"),
+            self._metric(MetricName.STUCK_FILES, "Maximum"),
             threshold=0,
         )
         self._alarm(
             "WebhooksRejected",
             f"More than {constants.WEBHOOKS_REJECTED_THRESHOLD} webhook requests rejected (bad signature or "
             "stale timestamp) in 5 minutes: a wrong signing secret, or someone probing the endpoint",
-            custom_metric(MetricName.WEBHOOKS_REJECTED),
+            self._metric(MetricName.WEBHOOKS_REJECTED),
             threshold=constants.WEBHOOKS_REJECTED_THRESHOLD,
         )
         self._alarm(
@@ -100,7 +102,7 @@ class Monitoring(Construct):
             "A batch of a submission batchdrop had abandoned (an ambiguous POST not found at Extend) "
             "turned up later: Extend processed those files twice. Results are kept, each file recorded "
             "once; see the batch.duplicate alert",
-            custom_metric(MetricName.LATE_DUPLICATE_BATCHES),
+            self._metric(MetricName.LATE_DUPLICATE_BATCHES),
             threshold=0,
         )
 
@@ -127,6 +129,9 @@ class Monitoring(Construct):
             threshold=0,
         )
 
+    def _metric(self, name: str, statistic: str = "Sum") -> cloudwatch.Metric:
+        return custom_metric(self._service, name, statistic)
+
     def _alarm(
         self, construct_id: str, description: str, metric: cloudwatch.Metric, threshold: float
     ) -> None:
@@ -152,7 +157,7 @@ class Monitoring(Construct):
             return cloudwatch.GraphWidget(title=title, left=metrics, width=8, height=6)
 
         def counts(*names: str) -> list[cloudwatch.IMetric]:
-            return [custom_metric(name) for name in names]
+            return [self._metric(name) for name in names]
 
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
         dashboard.add_widgets(
@@ -177,7 +182,7 @@ class Monitoring(Construct):
                         MetricName.FOREIGN_BATCHES,
                         MetricName.LATE_DUPLICATE_BATCHES,
                     ),
-                    custom_metric(MetricName.OVERDUE_BATCHES, "Maximum"),
+                    self._metric(MetricName.OVERDUE_BATCHES, "Maximum"),
                 ],
             ),
             graph(
@@ -209,8 +214,8 @@ class Monitoring(Construct):
             graph(
                 "Waiting and stuck files",
                 [
-                    custom_metric(MetricName.OLDEST_QUEUED_AGE, "Maximum"),
-                    custom_metric(MetricName.STUCK_FILES, "Maximum"),
+                    self._metric(MetricName.OLDEST_QUEUED_AGE, "Maximum"),
+                    self._metric(MetricName.STUCK_FILES, "Maximum"),
                 ],
             ),
             graph(

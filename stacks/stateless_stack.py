@@ -6,6 +6,8 @@ stateful stack (one direction only), never the other way round.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
@@ -21,7 +23,14 @@ from stacks.webhook_api import WebhookApi
 
 class StatelessStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, data: StatefulStack, settings: Settings, **kwargs
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: StatefulStack,
+        settings: Settings,
+        service: str,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self._settings = settings
@@ -32,7 +41,13 @@ class StatelessStack(Stack):
             self, "Results", visibility_timeout=constants.visibility_timeout(constants.RESULTS)
         )
         self.functions = Functions(
-            self, "Functions", data=data, flush=self.flush, results=self.results, settings=settings
+            self,
+            "Functions",
+            data=data,
+            flush=self.flush,
+            results=self.results,
+            settings=settings,
+            service=service,
         )
         self.webhook_api = WebhookApi(self, "WebhookApi", handler=self.functions.webhook.function)
         self.schedules = Schedules(self, "Schedules", reconciler=self.functions.reconciler.function)
@@ -44,6 +59,7 @@ class StatelessStack(Stack):
             topic=data.alerts.topic,
             settings=settings,
             webhook_stage=self.webhook_api.api.deployment_stage,
+            service=service,
         )
         self._build_outputs()
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics
 
-SERVICE = "batchdrop"
+SERVICE = "batchdrop"  # the default deployment's service: the metrics' one dimension, the logs' "service"
 METRICS_NAMESPACE = "Batchdrop"
+SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"  # set per deployment by the stacks (stacks.constants.service_name)
 
 
 class MetricName:
-    """Custom metrics (EMF, namespace ``Batchdrop``, dimension ``service=batchdrop``)."""
+    """Custom metrics (EMF, namespace ``Batchdrop``, dimension ``service=`` the deployment's service)."""
 
     FILES_RECEIVED = "FilesReceived"
     FILES_REJECTED = "FilesRejected"
@@ -35,5 +38,6 @@ class MetricName:
     LATE_DUPLICATE_BATCHES = "LateDuplicateBatches"
 
 
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+service = os.environ.get(SERVICE_ENV) or SERVICE
+logger = Logger(service=service)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=service)

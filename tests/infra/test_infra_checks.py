@@ -15,11 +15,12 @@ from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import lint_file
 
 from batchdrop_core.config import ConfigError, Route, Settings
+from batchdrop_core.observability import METRICS_NAMESPACE, SERVICE, SERVICE_ENV
 from stacks.batchdrop_app import CDK_JSON, build_app
 from stacks.stateful_stack import StatefulStack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+SKIP_BUNDLING = {"aws:cdk:bundling-stacks": [], "allowPlaceholderProcessors": True}
 
 
 def _example_settings() -> dict:
@@ -196,3 +197,46 @@ def test_app_py_exits_with_the_configuration_error(tmp_path):
     assert "invalid batchdrop configuration" in result.stderr
     assert "does not look like a split processor" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_placeholder_processor_ids_are_refused_unless_a_demo_allows_them():
+    # cdk.json ships example routes; deployed unedited, every submission would fail at Extend
+    with pytest.raises(ConfigError, match=r"placeholder processor ids: invoices \(ex_placeholder_invoices\)"):
+        build_app({"aws:cdk:bundling-stacks": []})
+    # `cdk deploy -c allowPlaceholderProcessors=true` passes a string
+    app = build_app({"aws:cdk:bundling-stacks": [], "allowPlaceholderProcessors": "true"})
+    assert {c.node.id for c in app.node.children if isinstance(c, Stack)} >= {"Batchdrop-Stateless"}
+    # real ids need no flag
+    real = _example_settings()
+    for route, processor in zip(real["routes"], ("ex_9f3a", "cl_4b2c", "spl_77de"), strict=True):
+        route["processorId"] = processor
+    build_app({"aws:cdk:bundling-stacks": [], "batchdrop": real})
+
+
+def _deployment(prefix: str) -> tuple[list[dict], dict[str, dict], dict[str, str]]:
+    """(custom-metric alarms, function environments, the data stack's table tags) of one deployment."""
+    app = build_app({**SKIP_BUNDLING, "stackPrefix": prefix})
+    stacks = {c.node.id: Template.from_stack(c).to_json() for c in app.node.children if isinstance(c, Stack)}
+    stateless, stateful = stacks[f"{prefix}-Stateless"], stacks[f"{prefix}-Stateful"]
+    resources = stateless["Resources"].values()
+    alarms = [
+        r["Properties"]
+        for r in resources
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == METRICS_NAMESPACE
+    ]
+    environments = {
+        name: r["Properties"]["Environment"]["Variables"]
+        for name, r in stateless["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function" and "Environment" in r["Properties"]
+    }
+    table = next(r for r in stateful["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table")
+    return alarms, environments, {t["Key"]: t["Value"] for t in table["Properties"]["Tags"]}
+
+
+def test_two_deployments_keep_their_metrics_and_alarms_apart_and_are_tagged_for_cost():
+    for prefix, service in (("Batchdrop", SERVICE), ("Staging", f"{SERVICE}-Staging")):
+        alarms, environments, tags = _deployment(prefix)
+        # Every custom-metric alarm watches this deployment's service only, and its functions emit under it
+        assert alarms and {a["Dimensions"][0]["Value"] for a in alarms} == {service}
+        assert len(environments) == 5 and {env[SERVICE_ENV] for env in environments.values()} == {service}
+        assert tags == {"batchdrop:application": "batchdrop", "batchdrop:deployment": prefix}

@@ -16,7 +16,8 @@ injected, and when), ``observe`` (progress, settling, the end state gathered for
 """
 
 from sandbox.reliability.checks import INVARIANTS, check, queue_stays, result_key_for
-from sandbox.reliability.faults import FaultInjector, SimulatedCrash
+from sandbox.reliability.crashpoints import SimulatedCrash
+from sandbox.reliability.faults import FaultInjector
 from sandbox.reliability.observe import FilesWriteTimes, State, gather
 from sandbox.reliability.plan import ALL_FAULT_KINDS, Expectations, RunOptions, short_options
 from sandbox.reliability.report import DOC, FIGURES_END, FIGURES_START, render_figures, write_figures

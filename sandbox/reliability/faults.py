@@ -1,10 +1,9 @@
-"""The faults a run injects: crash points in the real code paths, Extend's faults through the simulator,
-hostile webhooks; the schedule that applies them.
+"""The faults a run injects and the schedule that applies them: crash points (``crashpoints``), Extend's
+faults through the simulator, hostile webhooks.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import sys
@@ -13,20 +12,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from batchdrop_core import collect as collect_module
-from batchdrop_core import orphans as orphans_module
-from batchdrop_core import submit as submit_module
 from batchdrop_core.extend.signing import signature_headers
-from batchdrop_core.tracking import (
-    FileStore,
-    StateStore,
-)
 from sandbox.local import Sandbox
+from sandbox.reliability.crashpoints import Seams, install_crash_points
 from sandbox.reliability.observe import State
 from sandbox.reliability.plan import (
     RARE_KINDS,
@@ -40,26 +32,6 @@ if TYPE_CHECKING:
     from sandbox.reliability.runner import Driver
 
 REVOKED_KEY = "sk_revoked_by_the_reliability_run"
-
-
-class SimulatedCrash(RuntimeError):
-    """Raised where the run crashes a function: the invocation fails as if the process had died there."""
-
-
-class Patches:
-    """Attribute replacements that can all be undone."""
-
-    def __init__(self) -> None:
-        self._saved: list[tuple[Any, str, Any]] = []
-
-    def set(self, target: Any, name: str, value: Any) -> None:
-        self._saved.append((target, name, getattr(target, name)))
-        setattr(target, name, value)
-
-    def undo(self) -> None:
-        while self._saved:
-            target, name, value = self._saved.pop()
-            setattr(target, name, value)
 
 
 class FaultInjector:
@@ -76,7 +48,7 @@ class FaultInjector:
         self.unconsumed: list[str] = []  # token kinds still pending when the schedule stopped
         self._tokens: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._patches = Patches()
+        self._seams = Seams()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._windows: dict[str, float] = {}  # kind -> monotonic end
@@ -102,105 +74,24 @@ class FaultInjector:
             self.counts[kind] += 1
             return True
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     # installation
     def install(self) -> None:
-        pipeline = self.sandbox.pipeline
-        for source, kind in (
-            (pipeline.intake, "crash_intake_after_write_before_ack"),
-            (pipeline.submitter, "crash_submitter_after_write_before_ack"),
-            (pipeline.results, "crash_results_after_write_before_ack"),
-        ):
-            self._patches.set(source, "handler", self._crash_after(source.handler, kind))
+        install_crash_points(self, self._seams)
         injector = self
 
-        # The submitter's own store (its runtime's), not the class: the results worker links batches too.
-        submitter_batches = pipeline.runtime("submitter").batches
-        original_link = submitter_batches.link_batch_id
+        def publish(original: Callable[..., None]) -> Callable[..., None]:
+            def send(event_type: str, batch_run: dict[str, Any]) -> None:
+                # Extend never sends this event (besides the share the simulator's own drop rate loses).
+                if not injector.take("webhook_dropped"):
+                    original(event_type, batch_run)
 
-        def link_batch_id(submission_id: str, batch_id: str) -> bool:
-            if injector.take("crash_after_post_before_record"):
-                raise SimulatedCrash("crashed after the POST, before recording the batch id")
-            return original_link(submission_id, batch_id)
+            return send
 
-        self._patches.set(submitter_batches, "link_batch_id", link_batch_id)
-
-        original_store = collect_module.store_result
-
-        def store_result(*args: Any, **kwargs: Any) -> None:
-            if injector.take("crash_mid_results_collection"):
-                raise SimulatedCrash("crashed in the middle of storing a batch's results")
-            original_store(*args, **kwargs)
-
-        self._patches.set(collect_module, "store_result", store_result)
-
-        original_record = FileStore.record_outcome
-
-        def record_outcome(store: FileStore, *args: Any, **kwargs: Any) -> bool:
-            if kwargs.get("result_key") and injector.take("crash_after_result_object_before_record"):
-                raise SimulatedCrash("crashed after writing the result object, before recording it")
-            return original_record(store, *args, **kwargs)
-
-        self._patches.set(FileStore, "record_outcome", record_outcome)
-
-        original_claim = StateStore.claim_event
-
-        def claim_event(store: StateStore, event_id: str, *args: Any, **kwargs: Any) -> bool:
-            claimed = original_claim(store, event_id, *args, **kwargs)
-            if claimed and injector.take("crash_webhook_after_dedupe_write"):
-                raise SimulatedCrash("crashed after recording the webhook event, before enqueueing it")
-            return claimed
-
-        self._patches.set(StateStore, "claim_event", claim_event)
-
-        original_build = submit_module.build_inputs
-
-        def build_inputs(rt: Any, route: Any, submission_id: str, files: Any) -> Any:
-            # Not for a batch Extend is about to fail as a whole: that batch would never fetch its URLs.
-            doomed = injector.sim.faults.fail_batches > 0
-            if rt.settings.file_transfer != "url" or doomed or not injector.take("expired_presigned_url"):
-                return original_build(rt, route, submission_id, files)
-            # URLs that live one second, and an Extend queue slower than that.
-            short = copy.copy(rt)
-            short.settings = replace(rt.settings, presigned_url_expiry_seconds=1)
-            built = original_build(short, route, submission_id, files)
-            expired_submissions.add(submission_id)
-            time.sleep(2.5)
-            return built
-
-        self._patches.set(submit_module, "build_inputs", build_inputs)
-
-        # A batch of expired URLs whose POST never reached Extend (a 5xx, a revoked key) bit nothing: its
-        # files go round again with fresh URLs. The fault is given again, so that every run shows it.
-        expired_submissions: set[str] = set()
-        original_abandon = orphans_module.abandon_submission
-
-        def abandon_submission(rt: Any, submission_id: str, *args: Any, **kwargs: Any) -> Any:
-            if submission_id in expired_submissions:
-                expired_submissions.discard(submission_id)
-                if not injector._stop.is_set():
-                    injector.grant("expired_presigned_url")
-            return original_abandon(rt, submission_id, *args, **kwargs)
-
-        for module in (orphans_module, submit_module):
-            self._patches.set(module, "abandon_submission", abandon_submission)
-
-        original_publish = self.sim.webhooks.publish
-
-        def publish(event_type: str, batch_run: dict[str, Any]) -> None:
-            # Extend never sends this event (besides the share the simulator's own drop rate loses).
-            if not injector.take("webhook_dropped"):
-                original_publish(event_type, batch_run)
-
-        self._patches.set(self.sim.webhooks, "publish", publish)
-
-    def _crash_after(self, handler: Callable[..., Any], kind: str) -> Callable[..., Any]:
-        def wrapped(event: dict[str, Any], context: Any) -> Any:
-            response = handler(event, context)
-            if self.take(kind):
-                raise SimulatedCrash("crashed after the handler's writes, before SQS acknowledged")
-            return response
-
-        return wrapped
+        self._seams.wrap(self.sim.webhooks, "publish", publish)
 
     # the schedule
     def start(self) -> None:
@@ -319,7 +210,7 @@ class FaultInjector:
             self._tokens.clear()
 
     def uninstall(self) -> None:
-        self._patches.undo()
+        self._seams.undo()
 
     # webhooks an attacker, a broken sender or a replay could make
     def _post(self, case: str, body: bytes, headers: dict[str, str]) -> int:

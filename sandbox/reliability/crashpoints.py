@@ -53,7 +53,7 @@ class Seams:
         self._undo.append(undo)
 
     def on_call(self, client: Any, event: str, handler: Callable[..., Any]) -> None:
-        """A botocore event handler on one boto3 client (``before-call.s3.PutObject`` …)."""
+        """A botocore event handler on one boto3 client (``before-parameter-build.s3.PutObject`` …)."""
         client.meta.events.register(event, handler)
         self._undo.append(lambda: client.meta.events.unregister(event, handler))
 
@@ -104,7 +104,7 @@ def install_crash_points(injector: FaultInjector, seams: Seams) -> None:
         if params.get("Bucket") == results_bucket and take("crash_mid_results_collection"):
             raise SimulatedCrash("crashed in the middle of storing a batch's results")
 
-    seams.on_call(results.client("s3"), "before-call.s3.PutObject", put_result)
+    seams.on_call(results.client("s3"), "before-parameter-build.s3.PutObject", put_result)
 
     def record_outcome(original: Callable[..., bool]) -> Callable[..., bool]:
         def record(*args: Any, **kwargs: Any) -> bool:

@@ -1,4 +1,5 @@
-"""Commands that change something: flush, retry, redrive, backfill, register-webhook, demo."""
+"""Commands that change something: flush, retry, redrive, backfill, register-webhook, demo (reprocess and
+wait have modules of their own)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.progress import track
 
 from batchdrop_cli import output
-from batchdrop_cli.common import check_route, find_submission, target_of
+from batchdrop_cli.common import WORKERS, check_route, current_objects, find_submission, target_of
 from batchdrop_cli.targets import Target, UserError
 from batchdrop_cli.views import JsonOption
 from batchdrop_core.extend.client import DEFAULT_WEBHOOK_EVENTS
@@ -26,7 +27,6 @@ from batchdrop_core.s3events import ObjectCreated
 from batchdrop_core.tracking import FileStatus, TrackedFile, file_id
 
 OPERATOR_RETRY = "OPERATOR_RETRY"
-WORKERS = 16  # parallel DynamoDB writes for retry and backfill
 
 
 # -- flush ------------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def backfill(
     rt = target.runtime()
     bucket = target.require("drop_bucket")
     prefixes = _listing_prefixes(target, prefix)
-    objects = [o for p in prefixes for o in _current_objects(rt.client("s3"), bucket, p)]
+    objects = [o for p in prefixes for o in current_objects(rt.client("s3"), bucket, p)]
     data: dict[str, Any] = {
         "bucket": bucket,
         "prefixes": prefixes,
@@ -307,28 +307,6 @@ def _listing_prefixes(target: Target, prefix: str | None) -> list[str]:
             f"{', '.join(route_prefixes)}"
         )
     return inside or covering
-
-
-def _current_objects(s3: Any, bucket: str, prefix: str) -> list[ObjectCreated]:
-    """The current version of each object under ``prefix``, as the notification for it would say."""
-    objects = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-        for version in page.get("Versions", []):
-            if not version.get("IsLatest"):
-                continue
-            objects.append(
-                ObjectCreated(
-                    bucket=bucket,
-                    key=version["Key"],
-                    size=int(version.get("Size", 0)),
-                    etag=(version.get("ETag") or "").strip('"') or None,
-                    version_id=version.get("VersionId"),
-                    sequencer=None,
-                    event_name="ObjectCreated:Backfill",
-                    event_time=version["LastModified"].isoformat() if version.get("LastModified") else None,
-                )
-            )
-    return objects
 
 
 # -- register-webhook -------------------------------------------------------------------------------------

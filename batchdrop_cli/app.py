@@ -12,7 +12,7 @@ import typer
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 from typer.core import TyperGroup
 
-from batchdrop_cli import actions, output, views, waiting
+from batchdrop_cli import actions, output, reprocess, views, waiting
 from batchdrop_cli.common import Options
 from batchdrop_cli.targets import UserError
 from batchdrop_core.config import ConfigError
@@ -73,7 +73,7 @@ def _aws_error(exc: ClientError) -> str:
 app = typer.Typer(
     cls=_Group,
     name="batchdrop",
-    help="Operate batchdrop: inspect files and batches, flush, retry, redrive, backfill.",
+    help="Operate batchdrop: inspect files and batches, wait, flush, retry, reprocess, redrive, backfill.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -134,6 +134,7 @@ app.command()(actions.flush)
 app.command()(actions.retry)
 app.command()(actions.redrive)
 app.command()(actions.backfill)
+app.command()(reprocess.reprocess)
 app.command()(waiting.wait)
 app.command("register-webhook")(actions.register_webhook)
 app.command(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from batchdrop_cli.targets import Target, UserError, resolve
 from batchdrop_core.runtime import Runtime
+from batchdrop_core.s3events import ObjectCreated
 from batchdrop_core.tracking import Submission, TrackedFile
+
+WORKERS = 16  # parallel DynamoDB writes for retry, backfill and reprocess
 
 
 @dataclass
@@ -94,3 +98,25 @@ def result_location(target: Target, result_key: str | None) -> tuple[str, str] |
         bucket, _, key = result_key.removeprefix("s3://").partition("/")
         return bucket, key
     return target.require("results_bucket"), result_key
+
+
+def current_objects(s3: Any, bucket: str, prefix: str) -> list[ObjectCreated]:
+    """The current version of each object under ``prefix``, as the notification for it would say."""
+    objects = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for version in page.get("Versions", []):
+            if not version.get("IsLatest"):
+                continue
+            objects.append(
+                ObjectCreated(
+                    bucket=bucket,
+                    key=version["Key"],
+                    size=int(version.get("Size", 0)),
+                    etag=(version.get("ETag") or "").strip('"') or None,
+                    version_id=version.get("VersionId"),
+                    sequencer=None,
+                    event_name="ObjectCreated:Backfill",
+                    event_time=version["LastModified"].isoformat() if version.get("LastModified") else None,
+                )
+            )
+    return objects

@@ -75,6 +75,22 @@ def ingest_object(rt: Runtime, created: ObjectCreated, outcome: IntakeOutcome) -
         outcome.queued_routes.add(tracked.route or "")
 
 
+def describe_again(rt: Runtime, tracked: TrackedFile) -> TrackedFile:
+    """A tracked file as intake would describe it today (its route and checks under the settings now):
+    what an operator's reprocess sends through, or the reason it would be rejected again."""
+    created = ObjectCreated(
+        bucket=tracked.bucket,
+        key=tracked.key,
+        size=tracked.size or 0,
+        etag=tracked.etag,
+        version_id=None if tracked.version_id == UNVERSIONED else tracked.version_id,
+        sequencer=None,
+        event_name="ObjectCreated:Reprocess",
+        event_time=None,
+    )
+    return _describe(rt, created)
+
+
 def _describe(rt: Runtime, created: ObjectCreated) -> TrackedFile:
     """The new Files item for an object: QUEUED, or REJECTED with a specific reason."""
     settings = rt.settings

@@ -332,6 +332,40 @@ class FileStore:
         condition = "submissionId = :expectSubmission AND #status = :expectSubmitted"
         return self._conditional_update(tracked.item_key(), update, condition)
 
+    def reopen(self, tracked: TrackedFile, fresh: TrackedFile, reason: str, message: str) -> bool:
+        """Send a finished file (REJECTED or PROCESSED) through again, as intake would take it today:
+        QUEUED under ``fresh``'s route (intake's description under the settings now), attempts from zero.
+        Only from the status it was read in, so a second operator or a repeated command sends it once."""
+        at = now_iso()
+        route = fresh.route or UNROUTED
+        update = (
+            UpdateBuilder()
+            .set("status", FileStatus.QUEUED)
+            .set("route", fresh.route)
+            .set("queuedShard", queued_shard(route, tracked.file_id, self.queued_shards))
+            .set("queuedAt", at)
+            .set("attempts", 0)
+            .set("contentType", fresh.content_type)
+            .set("failureReason", reason)
+            .set("failureMessage", redact(message))
+            .remove("submissionId")
+            .remove("batchId")
+            .remove("runId")
+            .remove("completedAt")
+            .remove("resultKey")
+            .remove("resultSummary")
+            .remove("problemRoute")
+            .remove("problemAt")
+        )
+        if fresh.user_metadata:
+            update.set("userMetadata", fresh.user_metadata)
+        else:
+            update.remove("userMetadata")
+        if len(tracked.history) < MAX_HISTORY_ENTRIES:
+            update.append("history", _entry(at, FileStatus.QUEUED, runId=tracked.run_id, reason=reason))
+        update.value("expectStatus", tracked.status)
+        return self._conditional_update(tracked.item_key(), update, "#status = :expectStatus")
+
     def problems(self, route: str, since: str | None = None) -> Iterator[TrackedFile]:
         """FAILED and REJECTED files of a route (``-`` for files that matched no route), oldest first."""
         query = index_query(

@@ -1,15 +1,11 @@
 """The Files table: one item per object version, from intake to its outcome. Every state change is a
-conditional write, so duplicates, retries and races change nothing twice (I1, I3, I4).
+conditional write, so duplicates, retries and races change nothing twice (I1, I3, I4). The reads are in
+``file_reads``.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import time
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,21 +13,12 @@ from botocore.exceptions import ClientError
 from batchdrop_core.dynamo import (
     UpdateBuilder,
     conditional_write,
-    count_query,
     from_item,
-    index_query,
-    query_all,
-    scan_all,
-    serialize,
     to_item,
 )
 from batchdrop_core.redact import redact, redact_optional
-from batchdrop_core.tables import (
-    FILES_PROBLEMS_INDEX,
-    FILES_QUEUED_INDEX,
-    FILES_SUBMISSION_INDEX,
-)
 from batchdrop_core.timeutil import now_iso
+from batchdrop_core.tracking.file_reads import FileReads
 from batchdrop_core.tracking.records import (
     MAX_HISTORY_ENTRIES,
     SUBMISSION_NOT_SENT,
@@ -40,7 +27,6 @@ from batchdrop_core.tracking.records import (
     QueuedEntry,
     TrackedFile,
     queued_shard,
-    split_file_id,
 )
 
 
@@ -48,18 +34,9 @@ def _entry(at: str, status: str, **details: Any) -> list[dict[str, Any]]:
     return [{"at": at, "status": status, **{k: v for k, v in details.items() if v is not None}}]
 
 
-class FileStore:
+class FileStore(FileReads):
     """The Files table."""
 
-    def __init__(
-        self, client: Any, table_name: str, *, queued_shards: int = 4, max_workers: int = 16
-    ) -> None:
-        self.client = client
-        self.table = table_name
-        self.queued_shards = queued_shards
-        self.max_workers = max_workers
-
-    # -- intake ---------------------------------------------------------------------------------------
     def add(self, tracked: TrackedFile) -> bool:
         """Create the item for a new object version; False when it already exists (a duplicate event)."""
         values = tracked.to_values()
@@ -77,89 +54,6 @@ class FileStore:
             Item=to_item(values),
             ConditionExpression="attribute_not_exists(fileKey)",
         )
-
-    def get(self, bucket: str, key: str, version_id: str) -> TrackedFile | None:
-        response = self.client.get_item(
-            TableName=self.table,
-            Key={"fileKey": serialize(f"{bucket}/{key}"), "versionId": serialize(version_id)},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        return TrackedFile.from_values(from_item(item)) if item else None
-
-    def get_by_id(self, identifier: str) -> TrackedFile | None:
-        file_key, version_id = split_file_id(identifier)
-        bucket, _, key = file_key.partition("/")
-        return self.get(bucket, key, version_id)
-
-    def versions(self, bucket: str, key: str) -> list[TrackedFile]:
-        """Every tracked version of one object, newest arrival first."""
-        items = query_all(
-            self.client,
-            TableName=self.table,
-            KeyConditionExpression="fileKey = :k",
-            ExpressionAttributeValues={":k": serialize(f"{bucket}/{key}")},
-        )
-        files = [TrackedFile.from_values(v) for v in items]
-        return sorted(files, key=lambda f: f.arrived_at or "", reverse=True)
-
-    # -- the queue --------------------------------------------------------------------------------------
-    def _queued_query(self, route: str, shard: int, before: str | None = None) -> dict[str, Any]:
-        partition = ("queuedShard", f"{route}#{shard}")
-        return index_query(self.table, FILES_QUEUED_INDEX.name, partition, ("queuedAt", "<", before))
-
-    def queue_depth(self, route: str, enough: int) -> tuple[int, str | None]:
-        """(QUEUED files of a route, counted up to about ``enough``; the oldest one's queuedAt).
-
-        Cheap enough to run on every flush request: counts and one key per shard, no items.
-        """
-        count, oldest = 0, None
-        for shard in range(self.queued_shards):
-            first = self.client.query(
-                **self._queued_query(route, shard), Limit=1, ProjectionExpression="queuedAt"
-            ).get("Items", [])
-            if not first:
-                continue
-            queued_at = from_item(first[0])["queuedAt"]
-            oldest = queued_at if oldest is None else min(oldest, queued_at)
-            if count < enough:
-                count += count_query(self.client, up_to=enough - count, **self._queued_query(route, shard))
-        return count, oldest
-
-    def oldest_queued(self, route: str, limit: int) -> list[QueuedEntry]:
-        """The ``limit`` oldest QUEUED files of a route: a lazy merge of the index shards.
-
-        Files hash evenly over the shards, so each shard is read a page of about limit/shards at a time
-        and only as far as the merge needs.
-        """
-        page_size = max(10, -(-limit * 5 // (4 * self.queued_shards)))
-
-        def shard_entries(shard: int) -> Iterator[QueuedEntry]:
-            kwargs = {**self._queued_query(route, shard), "Limit": page_size}
-            while True:
-                page = self.client.query(**kwargs)
-                for item in page.get("Items", []):
-                    values = from_item(item)
-                    yield QueuedEntry(values["fileKey"], values["versionId"], values["queuedAt"])
-                if "LastEvaluatedKey" not in page:
-                    return
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-        merged = heapq.merge(
-            *(shard_entries(s) for s in range(self.queued_shards)), key=lambda e: (e.queued_at, e.file_id)
-        )
-        return list(itertools.islice(merged, limit))
-
-    def _parallel(self, function: Any, items: Iterable[Any]) -> list[Any]:
-        items = list(items)
-        if len(items) <= 1:
-            return [function(f) for f in items]
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-            return list(pool.map(function, items))
-
-    def map_parallel(self, function: Any, items: Iterable[Any]) -> list[Any]:
-        """``function`` over ``items`` on the store's I/O threads, results in order."""
-        return self._parallel(function, items)
 
     def _conditional_update(self, key: dict[str, Any], update: UpdateBuilder, condition: str) -> bool:
         return conditional_write(
@@ -246,18 +140,6 @@ class FileStore:
         condition = "submissionId = :expectSubmission AND #status = :expectSubmitted"
         return self._conditional_update(tracked.item_key(), update, condition)
 
-    def ids_of_submission(self, submission_id: str) -> list[str]:
-        """The file ids the bySubmission index lists for a submission (eventually consistent)."""
-        query = index_query(self.table, FILES_SUBMISSION_INDEX.name, ("submissionId", submission_id))
-        items = query_all(self.client, **query)
-        return [f"{v['fileKey']}#{v['versionId']}" for v in items]
-
-    def of_submission(self, submission_id: str) -> list[TrackedFile]:
-        """The files a submission still holds, read from the table (the index only says which)."""
-        files = self.batch_get_ids(self.ids_of_submission(submission_id))
-        return [f for f in files.values() if f.submission_id == submission_id]
-
-    # -- outcomes ---------------------------------------------------------------------------------------
     def record_outcome(
         self,
         tracked: TrackedFile,
@@ -365,74 +247,3 @@ class FileStore:
             update.append("history", _entry(at, FileStatus.QUEUED, runId=tracked.run_id, reason=reason))
         update.value("expectStatus", tracked.status)
         return self._conditional_update(tracked.item_key(), update, "#status = :expectStatus")
-
-    def problems(self, route: str, since: str | None = None) -> Iterator[TrackedFile]:
-        """FAILED and REJECTED files of a route (``-`` for files that matched no route), oldest first."""
-        query = index_query(
-            self.table, FILES_PROBLEMS_INDEX.name, ("problemRoute", route), ("problemAt", ">=", since)
-        )
-        listed = query_all(self.client, **query)
-        while page := list(itertools.islice(listed, 100)):
-            ids = [f"{v['fileKey']}#{v['versionId']}" for v in page]
-            found = self.batch_get_ids(ids)
-            for identifier in ids:
-                tracked = found.get(identifier)
-                if tracked is not None and tracked.status in (FileStatus.FAILED, FileStatus.REJECTED):
-                    yield tracked
-
-    def batch_get_ids(self, file_ids: Iterable[str]) -> dict[str, TrackedFile]:
-        """Files by id, read consistently, 100 per request; returned by file id."""
-        keys = []
-        for identifier in dict.fromkeys(file_ids):
-            file_key, version_id = split_file_id(identifier)
-            bucket, _, key = file_key.partition("/")
-            keys.append((bucket, key, version_id))
-        return self.batch_get(keys)
-
-    def batch_get(self, keys: list[tuple[str, str, str]]) -> dict[str, TrackedFile]:
-        """Files by (bucket, key, versionId), 100 per request; returned by file id."""
-        found: dict[str, TrackedFile] = {}
-        for start in range(0, len(keys), 100):
-            request = {
-                self.table: {
-                    "Keys": [
-                        {"fileKey": serialize(f"{b}/{k}"), "versionId": serialize(v)}
-                        for b, k, v in keys[start : start + 100]
-                    ],
-                    "ConsistentRead": True,
-                }
-            }
-            delay = 0.05
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table, []):
-                    tracked = TrackedFile.from_values(from_item(item))
-                    found[tracked.file_id] = tracked
-                request = response.get("UnprocessedKeys") or {}
-                if request:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-        return found
-
-    def count_queued_before(self, route: str, before: str) -> int:
-        """QUEUED files of a route that were queued before ``before`` (the reconciler's stuck check)."""
-        return sum(
-            count_query(self.client, **self._queued_query(route, shard, before))
-            for shard in range(self.queued_shards)
-        )
-
-    def count_by_route_and_status(self) -> dict[str, Counter[str]]:
-        """Files per route (``-`` for unrouted) and status, for operators (``batchdrop status``).
-
-        A full Scan projected to two attributes: no index can count terminal files, and this never runs
-        on a pipeline path.
-        """
-        counts: dict[str, Counter[str]] = {}
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "ProjectionExpression": "#route, #status",
-            "ExpressionAttributeNames": {"#route": "route", "#status": "status"},
-        }
-        for values in scan_all(self.client, **kwargs):
-            counts.setdefault(values.get("route") or UNROUTED, Counter())[values["status"]] += 1
-        return counts

@@ -13,17 +13,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from importlib import metadata as package_metadata
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
 
 from .errors import (
-    ExtendError,
     ExtendInputError,
     ExtendOutcomeUnknownError,
     ExtendRejectedError,
@@ -31,7 +27,6 @@ from .errors import (
 )
 from .models import (
     PROCESSOR_TYPES,
-    ApiErrorBody,
     BatchInput,
     BatchRun,
     ExtendFile,
@@ -44,6 +39,13 @@ from .models import (
     WebhookEndpoint,
 )
 from .ratelimit import RateLimiter
+from .responses import (
+    ModelT,
+    created_result,
+    error_from_response,
+    is_retryable_status,
+    parse_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +61,6 @@ MAX_INLINE_POST_WAIT_SECONDS = 10.0
 
 # Failures that happen before any byte of the request reaches Extend, so a POST can safely be resent.
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-ErrorT = TypeVar("ErrorT", bound=ExtendError)
 
 
 def _user_agent() -> str:
@@ -84,79 +83,6 @@ def _processor_type(processor_type: str) -> ProcessorTypeInfo:
 def _path_id(value: str) -> str:
     # Ids can come from webhook payloads: quote them so an odd id cannot point the request elsewhere.
     return quote(value, safe="")
-
-
-def _is_retryable_status(status_code: int) -> bool:
-    return status_code in (408, 429) or status_code >= 500
-
-
-def _retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Seconds the server asked us to wait: ``retry-after-ms``, ``Retry-After`` (seconds or a date), or
-    else ``x-ratelimit-reset`` (when the limit resets: epoch seconds, or seconds from now when small)."""
-    if (millis := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return _reset_seconds(headers.get("x-ratelimit-reset"))
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-def _reset_seconds(value: str | None) -> float | None:
-    try:
-        reset = float(value) if value is not None else None
-    except ValueError:
-        return None
-    if reset is None:
-        return None
-    # An epoch time is far larger than any wait a server would ask for in seconds.
-    return max(reset - time.time(), 0.0) if reset > 1_000_000_000 else max(reset, 0.0)
-
-
-def _error_from_response(response: httpx.Response, error_class: type[ErrorT]) -> ErrorT:
-    try:
-        body = ApiErrorBody.model_validate(response.json())
-    except ValueError:  # not JSON, or JSON that is not an error object
-        body = ApiErrorBody()
-    fields: dict[str, Any] = {
-        "status_code": response.status_code,
-        "code": body.code,
-        "request_id": body.request_id or response.headers.get("x-extend-request-id"),
-    }
-    if issubclass(error_class, ExtendRetryableError):
-        fields["retry_after"] = _retry_after_seconds(response.headers)
-    return error_class(body.message or response.reason_phrase or f"HTTP {response.status_code}", **fields)
-
-
-def _parse(response: httpx.Response, model: type[ModelT]) -> ModelT:
-    """Raises ValueError when the 2xx body is not the expected JSON object."""
-    return model.model_validate(response.json())
-
-
-def _created(response: httpx.Response, model: type[ModelT]) -> ModelT:
-    """The result of a create POST that was not rate limited."""
-    if response.is_success:
-        try:
-            return _parse(response, model)
-        except ValueError as exc:
-            raise ExtendOutcomeUnknownError(
-                "create call answered with an unreadable body", status_code=response.status_code
-            ) from exc
-    if _is_retryable_status(response.status_code):
-        raise _error_from_response(response, ExtendOutcomeUnknownError)
-    raise _error_from_response(response, ExtendRejectedError)
 
 
 class ExtendClient:
@@ -402,13 +328,13 @@ class ExtendClient:
             raise ExtendRetryableError(f"{type(exc).__name__}: {exc}") from exc
         if response.is_success:
             try:
-                return _parse(response, model)
+                return parse_body(response, model)
             except ValueError as exc:
                 status_code = response.status_code
                 raise ExtendRetryableError("unreadable response body", status_code=status_code) from exc
-        if _is_retryable_status(response.status_code):
-            raise _error_from_response(response, ExtendRetryableError)
-        raise _error_from_response(response, ExtendRejectedError)
+        if is_retryable_status(response.status_code):
+            raise error_from_response(response, ExtendRetryableError)
+        raise error_from_response(response, ExtendRejectedError)
 
     def _create(self, path: str, model: type[ModelT], **kwargs: Any) -> ModelT:
         """A POST that creates something: resend only when it certainly created nothing."""
@@ -424,8 +350,8 @@ class ExtendClient:
                 raise ExtendOutcomeUnknownError(f"{type(exc).__name__} after sending: {exc}") from exc
             else:
                 if response.status_code != 429:
-                    return _created(response, model)
-                error = _error_from_response(response, ExtendRetryableError)
+                    return created_result(response, model)
+                error = error_from_response(response, ExtendRetryableError)
                 if (error.retry_after or 0) > MAX_INLINE_POST_WAIT_SECONDS:
                     if self._write_limiter is not None:
                         self._write_limiter.penalize(min(error.retry_after or 0, MAX_RETRY_AFTER_SECONDS))

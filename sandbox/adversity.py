@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
-from botocore.client import BaseClient
 
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.inputs import EXTEND_REFUSED_INPUT
@@ -39,6 +38,7 @@ from sandbox import alarms, reliability
 from sandbox.docfigures import replace_between
 from sandbox.documents import document, invoice, packet
 from sandbox.local import Sandbox, SandboxOptions
+from sandbox.reliability.observe import FilesWrites
 
 ROUTES = [
     {"name": "invoices", "prefix": "invoices/", "type": "extract", "processorId": "ex_invoices_adversity"},
@@ -90,45 +90,6 @@ def sandbox_options(options: AdversityOptions) -> SandboxOptions:
 # -- what the scenario watches -------------------------------------------------------------------------
 
 
-class FilesWrites:
-    """Counts the requests that write the Files table, with their time (every handler runs in this process
-    and reaches DynamoDB through botocore: instrumentation, not a fault)."""
-
-    WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        self.writes: list[tuple[float, str]] = []  # (time, "operation by caller")
-        self._lock = threading.Lock()
-        self._original: Any = None
-
-    def _touches(self, params: dict[str, Any]) -> bool:
-        text = json.dumps(params, default=str)
-        return f'"{self.table}"' in text
-
-    def install(self) -> None:
-        original = self._original = BaseClient._make_api_call
-        counter = self
-
-        def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            if operation in counter.WRITES and counter._touches(params):
-                with counter._lock:
-                    caller = threading.current_thread().name.rstrip("0123456789-_").removesuffix("-poller")
-                    counter.writes.append((time.time(), f"{operation} by {caller}"))
-            return original(client, operation, params)
-
-        BaseClient._make_api_call = counted  # type: ignore[method-assign]
-
-    def uninstall(self) -> None:
-        if self._original is not None:
-            BaseClient._make_api_call = self._original  # type: ignore[method-assign]
-
-    def between(self, start: float, end: float) -> dict[str, int]:
-        """Writes in a window, by operation and caller (the thread: a function's poller, the schedules)."""
-        with self._lock:
-            return dict(Counter(op for t, op in self.writes if start <= t < end))
-
-
 def is_intake_dedupe(operation: str) -> bool:
     """Intake's conditional PutItem (its caller's thread is an intake poller, whatever the name prefix)."""
     return operation.startswith("PutItem by") and operation.endswith("intake")
@@ -176,7 +137,6 @@ class Scenario:
         self._threads: list[threading.Thread] = []
         self.foreign_batches = 0
         self.writes: FilesWrites | None = None
-        self.write_times: reliability.FilesWriteTimes | None = None
 
     # -- plumbing --
     def sim(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -315,8 +275,6 @@ class Scenario:
         self.sim_url = sandbox.simulator.base_url
         self.writes = FilesWrites(sandbox.deployment.resources.files_table)
         self.writes.install()
-        self.write_times = reliability.FilesWriteTimes(sandbox.deployment.resources.files_table)
-        self.write_times.install()
         started = time.time()
         background = threading.Thread(target=self._background, name="adversity", daemon=True)
         background.start()
@@ -344,7 +302,6 @@ class Scenario:
         finally:
             self._stop.set()
             background.join(timeout=10)
-            self.write_times.uninstall()
             self.writes.uninstall()
             sandbox.stop()
 
@@ -354,7 +311,7 @@ class Scenario:
         exp = reliability.Expectations(
             rejected={self.poison_key: EXTEND_REFUSED_INPUT}, late_duplicates_allowed=1
         )
-        times = self.write_times.snapshot() if self.write_times else None
+        times = self.writes.snapshot() if self.writes else None
         state = reliability.gather(self.sandbox, self.log_text(), write_times=times)
         deployment = self.sandbox.deployment
         return reliability.check(state, exp, self.sandbox.settings, deployment.resources.drop_bucket)

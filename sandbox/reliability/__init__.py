@@ -17,7 +17,7 @@ injected, and when), ``observe`` (progress, settling, the end state gathered for
 
 from sandbox.reliability.checks import INVARIANTS, check, queue_stays, result_key_for
 from sandbox.reliability.faults import FaultInjector, SimulatedCrash
-from sandbox.reliability.observe import FilesWriteTimes, State, gather
+from sandbox.reliability.observe import FilesWrites, FilesWriteTimes, State, gather
 from sandbox.reliability.plan import ALL_FAULT_KINDS, Expectations, RunOptions, short_options
 from sandbox.reliability.report import DOC, FIGURES_END, FIGURES_START, render_figures, write_figures
 from sandbox.reliability.runner import main, run, run_scenario
@@ -31,6 +31,7 @@ __all__ = [
     "Expectations",
     "FaultInjector",
     "FilesWriteTimes",
+    "FilesWrites",
     "RunOptions",
     "SimulatedCrash",
     "State",

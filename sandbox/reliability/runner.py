@@ -29,7 +29,7 @@ from sandbox.machine import machine
 from sandbox.reliability.checks import check
 from sandbox.reliability.faults import FaultInjector
 from sandbox.reliability.observe import (
-    FilesWriteTimes,
+    FilesWrites,
     LogCapture,
     gather,
     progress_snapshot,
@@ -154,7 +154,7 @@ def run(options: RunOptions) -> dict[str, Any]:
     with LogCapture(log_path) as logs:
         sandbox = Sandbox(sandbox_options(options)).start()
         injector: FaultInjector | None = None
-        write_times = FilesWriteTimes(sandbox.deployment.resources.files_table)
+        write_times = FilesWrites(sandbox.deployment.resources.files_table)
         write_times.install()
         try:
             secret_arn = sandbox.deployment.resources.webhook_secret

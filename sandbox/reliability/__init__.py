@@ -10,15 +10,15 @@ simulator's inspection API and the captured logs. Writes a JSON report; exits 1 
 The default is the long run (5,000 files). ``docs/reliability.md`` says what each check means precisely.
 
 The package, by concern: ``plan`` (the workload and what the run must end with), ``faults`` (what is
-injected, and when), ``observe`` (progress, settling, the end state gathered for the checks, the logs),
-``checks`` (the invariants), ``report`` (the JSON report and the figures in docs/reliability.md) and
-``runner`` (the scenarios and the command line).
+injected, and when), ``crashpoints`` (the seams a crash goes in through), ``observe`` (progress,
+settling, the end state gathered for the checks, the logs), ``checks`` (the invariants), ``report`` (the
+JSON report and the figures in docs/reliability.md) and ``runner`` (the scenarios and the command line).
 """
 
 from sandbox.reliability.checks import INVARIANTS, check, queue_stays, result_key_for
 from sandbox.reliability.crashpoints import SimulatedCrash
 from sandbox.reliability.faults import FaultInjector
-from sandbox.reliability.observe import FilesWriteTimes, State, gather
+from sandbox.reliability.observe import FilesWrites, State, gather
 from sandbox.reliability.plan import ALL_FAULT_KINDS, Expectations, RunOptions, short_options
 from sandbox.reliability.report import DOC, FIGURES_END, FIGURES_START, render_figures, write_figures
 from sandbox.reliability.runner import main, run, run_scenario
@@ -31,7 +31,7 @@ __all__ = [
     "INVARIANTS",
     "Expectations",
     "FaultInjector",
-    "FilesWriteTimes",
+    "FilesWrites",
     "RunOptions",
     "SimulatedCrash",
     "State",

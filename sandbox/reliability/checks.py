@@ -30,7 +30,7 @@ CLOCK_TOLERANCE = 0.05
 
 # A file's queuedAt is taken before intake's HeadObject and PutItem (and a requeue's time before its
 # UpdateItem); a batch cut in that gap cannot see it. The run records when each write of a Files item
-# returned (``FilesWriteTimes``) and the check starts a queue stay there; this slack is for end states
+# returned (``FilesWrites``) and the check starts a queue stay there; this slack is for end states
 # without those times (tests that build one by hand).
 INTAKE_VISIBILITY_SLACK = 2.0
 

@@ -115,19 +115,31 @@ class State:
     write_times: dict[str, list[float]] | None = None
 
 
-class FilesWriteTimes:
-    """When each write of a Files item returned. Every handler runs in this process and reaches DynamoDB
-    through botocore, so one hook on the client sees them all (instrumentation, not a fault): under load,
-    the gap between a file's queuedAt and the write that makes it claimable is seconds, and the I2 check
-    must not count a file as waiting before a batch could see it."""
+class FilesWrites:
+    """The requests that write the Files table. Every handler runs in this process and reaches DynamoDB
+    through botocore, so one hook on the client sees them all (instrumentation, not a fault). Two records:
 
-    WRITES = frozenset({"PutItem", "UpdateItem"})
+    - every write request when it is sent, by operation and caller (``between``): the adversity run counts
+      the Files writes a blocked route costs;
+    - when each write of a Files item returned (``snapshot``): under load, the gap between a file's
+      queuedAt and the write that makes it claimable is seconds, and the I2 check must not count a file as
+      waiting before a batch could see it.
+    """
+
+    SENT = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+    ITEM_WRITES = frozenset({"PutItem", "UpdateItem"})
 
     def __init__(self, table: str) -> None:
         self.table = table
-        self.times: defaultdict[str, list[float]] = defaultdict(list)
+        self.writes: list[tuple[float, str]] = []  # (time sent, "operation by caller")
+        self.times: defaultdict[str, list[float]] = defaultdict(list)  # fileId -> when each write returned
         self._lock = threading.Lock()
         self._original: Any = None
+
+    def _touches(self, params: dict[str, Any]) -> bool:
+        # A batch or a transaction names its tables deeper in the request; the rest at the top, which
+        # spares the long run a JSON dump of every write.
+        return params.get("TableName") == self.table or f'"{self.table}"' in json.dumps(params, default=str)
 
     def install(self) -> None:
         from botocore.client import BaseClient
@@ -136,8 +148,12 @@ class FilesWriteTimes:
         recorder = self
 
         def recorded(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if operation in recorder.SENT and recorder._touches(params):
+                with recorder._lock:
+                    caller = threading.current_thread().name.rstrip("0123456789-_").removesuffix("-poller")
+                    recorder.writes.append((time.time(), f"{operation} by {caller}"))
             response = original(client, operation, params)  # a refused conditional write raises
-            if operation in recorder.WRITES and params.get("TableName") == recorder.table:
+            if operation in recorder.ITEM_WRITES and params.get("TableName") == recorder.table:
                 key = params.get("Item") or params.get("Key") or {}
                 file_key, version = key.get("fileKey", {}).get("S"), key.get("versionId", {}).get("S")
                 if file_key and version:
@@ -153,6 +169,11 @@ class FilesWriteTimes:
 
             BaseClient._make_api_call = self._original  # type: ignore[method-assign]
             self._original = None
+
+    def between(self, start: float, end: float) -> dict[str, int]:
+        """Writes sent in a window, by operation and caller (the thread: a function's poller, a schedule)."""
+        with self._lock:
+            return dict(Counter(op for t, op in self.writes if start <= t < end))
 
     def snapshot(self) -> dict[str, list[float]]:
         with self._lock:

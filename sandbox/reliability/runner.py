@@ -29,7 +29,7 @@ from sandbox.machine import machine
 from sandbox.reliability.checks import check
 from sandbox.reliability.faults import FaultInjector
 from sandbox.reliability.observe import (
-    FilesWriteTimes,
+    FilesWrites,
     LogCapture,
     gather,
     progress_snapshot,
@@ -154,7 +154,7 @@ def run(options: RunOptions) -> dict[str, Any]:
     with LogCapture(log_path) as logs:
         sandbox = Sandbox(sandbox_options(options)).start()
         injector: FaultInjector | None = None
-        write_times = FilesWriteTimes(sandbox.deployment.resources.files_table)
+        write_times = FilesWrites(sandbox.deployment.resources.files_table)
         write_times.install()
         try:
             secret_arn = sandbox.deployment.resources.webhook_secret
@@ -251,7 +251,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="all",
         help="faults: the fault-injection run; backfill: a drop many times the bound on files at Extend "
         "at Extend's plan ratios (sandbox/backfill.py); adversity: long outages, a poison input, foreign "
-        "and late batches (sandbox/adversity.py); all (default): the three, one after the other",
+        "and late batches (sandbox/adversity/); all (default): the three, one after the other",
     )
     parser.add_argument(
         "--no-doc",
@@ -353,7 +353,7 @@ def run_scenario(
 
 
 def run_adversity(args: argparse.Namespace) -> bool:
-    """Long outages, a poison input, foreign and late batches (sandbox/adversity.py)."""
+    """Long outages, a poison input, foreign and late batches (sandbox/adversity/)."""
     from sandbox import adversity
 
     return run_scenario(

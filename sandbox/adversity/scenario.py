@@ -1,23 +1,5 @@
-"""The long-adversity scenario: outages that last, a poison input, batches that are not ours, a late batch.
-
-Scaled to fit a few minutes: the sweep runs every ``sweep_interval`` seconds (a minute on AWS) and a
-blocked route is probed first ``probe_seconds`` after its block, doubling up to ``probe_max_seconds``
-(60 s and 30 min on AWS). In order, on three routes with batches of ``batch_size``:
-
-1. warm-up: a full batch per route, processed;
-2. the API key revoked for ``key_outage_sweeps`` sweep intervals, with two full batches waiting;
-3. one route's processor refused for ``processor_outage_sweeps`` sweep intervals, with a batch waiting;
-4. a poison input (Extend refuses the batch naming it) among a full batch and one more file;
-5. an ambiguous POST (the response is lost) whose batch becomes visible at Extend only later;
-
-and, throughout, batches nobody here submitted, announced to the webhook like ours.
-
-Measured: Extend's requests by endpoint during each outage, the probes and how many the backoff allows,
-Files writes during each outage (after its onset: the first refused POST and the release of its files),
-the largest Files item, DLQ depths, the alarms the stack would have fired (judged on the run's own
-signals by ``sandbox.alarms``: expected and unexpected), and the files' outcomes. ``make reliability
---scenario adversity`` runs it; ``check`` says what must hold.
-"""
+"""The adversity run, phase by phase: warm-up, the outages, the poison input, the late batch, with foreign
+batches throughout; and its result, the figures ``check`` and the doc read."""
 
 from __future__ import annotations
 
@@ -26,138 +8,28 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import httpx
-from botocore.client import BaseClient
 
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.inputs import EXTEND_REFUSED_INPUT
 from batchdrop_core.tracking import FileStatus, with_derived_names
 from sandbox import alarms, reliability
-from sandbox.docfigures import replace_between
-from sandbox.documents import document, invoice, packet
-from sandbox.local import Sandbox, SandboxOptions
-
-ROUTES = [
-    {"name": "invoices", "prefix": "invoices/", "type": "extract", "processorId": "ex_invoices_adversity"},
-    {"name": "documents", "prefix": "documents/", "type": "classify", "processorId": "cl_doctype_adversity"},
-    {"name": "packets", "prefix": "packets/", "type": "split", "processorId": "spl_packets_adversity"},
-]
-MAKERS = {"invoices": invoice, "documents": document, "packets": packet}
-PROBES = {
-    "invoices": "GET /extractors/{id}",
-    "documents": "GET /classifiers/{id}",
-    "packets": "GET /splitters/{id}",
-}
-POISON_MARK = "POISON"
-REVOKED_KEY = "sk_test_revoked_for_the_scenario"
-# Alarms an outage of this length is meant to raise; anything else that fires is unexpected.
-EXPECTED_ALARMS = {"LateDuplicateBatches"}
-
-
-@dataclass
-class AdversityOptions:
-    batch_size: int = 50
-    sweep_interval: float = 2.0
-    key_outage_sweeps: int = 60
-    processor_outage_sweeps: int = 30
-    probe_seconds: int = 2
-    probe_max_seconds: int = 30
-    foreign_every_seconds: float = 10.0
-    lost_batch_delay_seconds: float = 45.0
-    phase_timeout: float = 300.0
-
-
-def sandbox_options(options: AdversityOptions) -> SandboxOptions:
-    return SandboxOptions(
-        routes=ROUTES,
-        settings={
-            "maxBatchSize": options.batch_size,
-            "maxWaitSeconds": 3600,  # only full batches go out: a partial one would hide a refill's failure
-            "probeIntervalSeconds": options.probe_seconds,
-            "probeIntervalMaxSeconds": options.probe_max_seconds,
-            "orphanGraceSeconds": 10,
-            "webhookGraceMinutes": 1,
-        },
-        sweep_interval=options.sweep_interval,
-        reconcile_interval=options.sweep_interval * 5,
-        name_prefix="adversity",
-    )
-
-
-# -- what the scenario watches -------------------------------------------------------------------------
-
-
-class FilesWrites:
-    """Counts the requests that write the Files table, with their time (every handler runs in this process
-    and reaches DynamoDB through botocore: instrumentation, not a fault)."""
-
-    WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        self.writes: list[tuple[float, str]] = []  # (time, "operation by caller")
-        self._lock = threading.Lock()
-        self._original: Any = None
-
-    def _touches(self, params: dict[str, Any]) -> bool:
-        text = json.dumps(params, default=str)
-        return f'"{self.table}"' in text
-
-    def install(self) -> None:
-        original = self._original = BaseClient._make_api_call
-        counter = self
-
-        def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            if operation in counter.WRITES and counter._touches(params):
-                with counter._lock:
-                    caller = threading.current_thread().name.rstrip("0123456789-_").removesuffix("-poller")
-                    counter.writes.append((time.time(), f"{operation} by {caller}"))
-            return original(client, operation, params)
-
-        BaseClient._make_api_call = counted  # type: ignore[method-assign]
-
-    def uninstall(self) -> None:
-        if self._original is not None:
-            BaseClient._make_api_call = self._original  # type: ignore[method-assign]
-
-    def between(self, start: float, end: float) -> dict[str, int]:
-        """Writes in a window, by operation and caller (the thread: a function's poller, the schedules)."""
-        with self._lock:
-            return dict(Counter(op for t, op in self.writes if start <= t < end))
-
-
-def is_intake_dedupe(operation: str) -> bool:
-    """Intake's conditional PutItem (its caller's thread is an intake poller, whatever the name prefix)."""
-    return operation.startswith("PutItem by") and operation.endswith("intake")
-
-
-@dataclass
-class Outage:
-    name: str
-    routes: list[str]
-    onset_started: float = 0.0
-    started: float = 0.0  # every route of the outage held (blocked), every waiting file tracked
-    ended: float = 0.0
-    resumed: float = 0.0  # the outage's files all PROCESSED
-    requests: dict[str, int] = field(default_factory=dict)
-    onset_file_writes: int = 0
-    file_writes: int = 0
-    probes: dict[str, int] = field(default_factory=dict)
-    probes_allowed: int = 0
-
-
-def probes_allowed(seconds: float, first: float, cap: float) -> int:
-    """How many probes the backoff allows in a window: one at every interval boundary (first, doubling up
-    to cap), plus one for a window that starts between two boundaries."""
-    count, elapsed, interval = 1, 0.0, first
-    while elapsed + interval <= seconds:
-        elapsed += interval
-        count += 1
-        interval = min(interval * 2, cap)
-    return count
+from sandbox.adversity.options import (
+    EXPECTED_ALARMS,
+    MAKERS,
+    POISON_MARK,
+    PROBES,
+    REVOKED_KEY,
+    ROUTES,
+    AdversityOptions,
+    sandbox_options,
+)
+from sandbox.adversity.outage import Outage, is_intake_dedupe, probes_allowed
+from sandbox.local import Sandbox
+from sandbox.reliability.observe import FilesWrites
 
 
 class Scenario:
@@ -176,7 +48,6 @@ class Scenario:
         self._threads: list[threading.Thread] = []
         self.foreign_batches = 0
         self.writes: FilesWrites | None = None
-        self.write_times: reliability.FilesWriteTimes | None = None
 
     # -- plumbing --
     def sim(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -315,8 +186,6 @@ class Scenario:
         self.sim_url = sandbox.simulator.base_url
         self.writes = FilesWrites(sandbox.deployment.resources.files_table)
         self.writes.install()
-        self.write_times = reliability.FilesWriteTimes(sandbox.deployment.resources.files_table)
-        self.write_times.install()
         started = time.time()
         background = threading.Thread(target=self._background, name="adversity", daemon=True)
         background.start()
@@ -344,7 +213,6 @@ class Scenario:
         finally:
             self._stop.set()
             background.join(timeout=10)
-            self.write_times.uninstall()
             self.writes.uninstall()
             sandbox.stop()
 
@@ -354,7 +222,7 @@ class Scenario:
         exp = reliability.Expectations(
             rejected={self.poison_key: EXTEND_REFUSED_INPUT}, late_duplicates_allowed=1
         )
-        times = self.write_times.snapshot() if self.write_times else None
+        times = self.writes.snapshot() if self.writes else None
         state = reliability.gather(self.sandbox, self.log_text(), write_times=times)
         deployment = self.sandbox.deployment
         return reliability.check(state, exp, self.sandbox.settings, deployment.resources.drop_bucket)
@@ -439,110 +307,6 @@ class Scenario:
             "invariantViolations": violations,
             "unexpectedAlarms": [f.describe() for f in fired if f.alarm not in EXPECTED_ALARMS],
         }
-
-
-def check(result: dict[str, Any]) -> list[str]:
-    """What the scenario must show; each failure as a sentence (empty: all held)."""
-    problems = []
-    for o in result["outages"]:
-        if o["fileWrites"]:
-            problems.append(
-                f"{o['name']}: {o['fileWrites']} Files writes while the routes were blocked "
-                f"({o['fileWritesByOperation']})"
-            )
-        for route, probes in o["probes"].items():
-            if probes > o["probesAllowed"]:
-                problems.append(
-                    f"{o['name']}: route {route} probed {probes} times in {o['seconds']} s "
-                    f"(the backoff allows {o['probesAllowed']})"
-                )
-            if probes == 0:
-                problems.append(f"{o['name']}: route {route} was never probed in {o['seconds']} s")
-        posts = sum(
-            n for t, n in o["extendRequests"].items() if t.startswith("POST ") and t.endswith("/batch")
-        )
-        if posts:
-            problems.append(f"{o['name']}: {posts} batch POSTs while the routes were blocked")
-    poison = result["poison"]
-    if poison["status"] != FileStatus.REJECTED or not poison["message"]:
-        problems.append(f"the poison file is {poison['status']} ({poison['reason']}: {poison['message']!r})")
-    if poison["matesProcessed"] != poison["mates"]:
-        problems.append(
-            f"{poison['matesProcessed']} of the poison file's {poison['mates']} batch-mates processed"
-        )
-    if poison["matesBatchSizes"] != [result["options"]["batch_size"]]:
-        problems.append(
-            f"the batch-mates went out in batches of {poison['matesBatchSizes']}, not one full batch"
-        )
-    others = {s: n for s, n in result["byStatus"].items() if s != FileStatus.PROCESSED}
-    if others != {FileStatus.REJECTED: 1}:
-        problems.append(f"besides the poison file, not every file was PROCESSED: {result['byStatus']}")
-    if result["largestAttempts"] > 1:
-        problems.append(
-            f"a file used {result['largestAttempts']} attempts (an outage must not cost attempts)"
-        )
-    if any(result["dlqMax"].values()):
-        problems.append(f"messages reached a DLQ: {result['dlqMax']}")
-    if result["unexpectedAlarms"]:
-        problems.append(f"unexpected alarms: {result['unexpectedAlarms']}")
-    for invariant, found in result["invariantViolations"].items():
-        problems += [f"{invariant}: {violation}" for violation in found]
-    return problems
-
-
-FIGURES_START = "<!-- adversity:start (written by `make reliability` from its adversity run; do not edit) -->"
-FIGURES_END = "<!-- adversity:end -->"
-
-
-def render(result: dict[str, Any], problems: list[str]) -> str:
-    o = result["options"]
-    lines = [
-        FIGURES_START,
-        "",
-        f"Sweep every {o['sweep_interval']:g} s, probes from {o['probe_seconds']} s doubling to "
-        f"{o['probe_max_seconds']} s, batches of {o['batch_size']}; {result['files']} files, "
-        f"{result['foreignBatchesSent']} foreign batches sent during the run, "
-        f"{result['durationSeconds']} s.",
-        "",
-        "| outage | sweep intervals | Extend requests during it | probes (allowed) "
-        "| Files writes: onset / during | files processed after it |",
-        "|---|---|---|---|---|---|",
-    ]
-    for out in result["outages"]:
-        requests = ", ".join(f"{t} {n}" for t, n in sorted(out["extendRequests"].items())) or "none"
-        probes = ", ".join(f"{r} {n}" for r, n in out["probes"].items())
-        lines.append(
-            f"| {out['name']} | {out['sweepIntervals']} | {requests} "
-            f"| {probes} ({out['probesAllowed']} each) "
-            f"| {out['fileWritesAtOnset']} / {out['fileWrites']} | {out['resumedAfterSeconds']} s |"
-        )
-    p = result["poison"]
-    lines += [
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| files by status | {', '.join(f'{s} {n}' for s, n in result['byStatus'].items())} |",
-        f"| poison file | {p['status']} `{p['reason']}`: {p['message']} |",
-        f"| its batch-mates | {p['matesProcessed']} of {p['mates']} PROCESSED, "
-        f"batch sizes {p['matesBatchSizes']} |",
-        f"| late batch (POST response lost) | {result['lateBatch']['statuses']}, submissions "
-        f"{result['lateBatch']['submissions']} |",
-        f"| largest Files item | {result['largestFilesItemBytes']:,} bytes |",
-        f"| largest attempts of a file | {result['largestAttempts']} |",
-        f"| DLQ messages (most at once) | {result['dlqMax']} |",
-        f"| alarms fired | {', '.join(result['alarmsFired']) or 'none'} |",
-        f"| invariant violations (I1 to I6, the long run's checker) | "
-        f"{sum(map(len, result['invariantViolations'].values()))} |",
-        "",
-        f"Result: {'every check held' if not problems else '; '.join(problems)}.",
-        "",
-        FIGURES_END,
-    ]
-    return "\n".join(lines)
-
-
-def write_figures(result: dict[str, Any], problems: list[str], doc: Any) -> None:
-    replace_between(doc, FIGURES_START, FIGURES_END, render(result, problems))
 
 
 def run(options: AdversityOptions, say: Any, log_text: Any) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sandbox.extend_sim.model import KINDS, Batch, Kind, input_file_name, iso, new_id
+from sandbox.extend_sim.kinds import KINDS, Kind
+from sandbox.extend_sim.model import Batch, input_file_name, iso, new_id
 from sandbox.extend_sim.multipart import parse_multipart
 from sandbox.extend_sim.webhooks import Target
 

@@ -25,17 +25,9 @@ import httpx
 
 from sandbox.extend_sim import content
 from sandbox.extend_sim.faults import Chance, Faults
+from sandbox.extend_sim.kinds import TERMINAL, Kind
 from sandbox.extend_sim.limits import TokenBucket
-from sandbox.extend_sim.model import (
-    DEFAULT_PRIORITY,
-    TERMINAL,
-    Batch,
-    Kind,
-    Run,
-    StoredFile,
-    input_file_name,
-    new_id,
-)
+from sandbox.extend_sim.model import DEFAULT_PRIORITY, Batch, Run, StoredFile, input_file_name, new_id
 from sandbox.extend_sim.stats import Stats
 from sandbox.extend_sim.webhooks import WebhookSender
 

@@ -23,10 +23,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.extend_sim import api
-from sandbox.extend_sim.api import ApiError, Request, Response
 from sandbox.extend_sim.engine import Engine
 from sandbox.extend_sim.faults import Chance, Faults
 from sandbox.extend_sim.limits import TokenBucket
+from sandbox.extend_sim.messages import ApiError, Request, Response, not_found
 from sandbox.extend_sim.model import new_id
 from sandbox.extend_sim.stats import Stats
 from sandbox.extend_sim.webhooks import DEFAULT_RETRY_DELAYS, Target, WebhookSender
@@ -311,7 +311,7 @@ class ExtendSimulator:
             if not request.path.startswith("/_sim/"):
                 self._before_api_call(request)
             if handler is None:
-                raise api.not_found(f"No route for {request.method} {request.path}")
+                raise not_found(f"No route for {request.method} {request.path}")
             response = handler(self, request)
         except ApiError as err:
             response = Response(err.status, _error_body(err, request_id), dict(err.headers))

@@ -17,7 +17,7 @@ import sys
 import threading
 
 from sandbox.extend_sim import ExtendSimulator, Faults
-from sandbox.extend_sim.server import PLANS, SORT_FIELDS
+from sandbox.extend_sim.settings import PLANS, SORT_FIELDS
 
 __all__ = ["ExtendSimulator", "Faults", "main"]
 

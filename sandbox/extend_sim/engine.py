@@ -10,78 +10,33 @@ URL that expired while its batch waited fails that run.
 
 from __future__ import annotations
 
-import calendar
 import heapq
 import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from sandbox.extend_sim import content
 from sandbox.extend_sim.faults import Chance, Faults
+from sandbox.extend_sim.kinds import TERMINAL, Kind
 from sandbox.extend_sim.limits import TokenBucket
-from sandbox.extend_sim.model import (
-    DEFAULT_PRIORITY,
-    TERMINAL,
-    Batch,
-    Kind,
-    Run,
-    StoredFile,
-    input_file_name,
-    new_id,
-)
+from sandbox.extend_sim.model import DEFAULT_PRIORITY, Batch, Run, StoredFile, new_id
+from sandbox.extend_sim.processing import DOWNLOAD_TIMEOUT_S, Failed, Outcome, compute_output, load_file
 from sandbox.extend_sim.stats import Stats
 from sandbox.extend_sim.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
-DOWNLOAD_TIMEOUT_S = 10.0
 WORKFLOW_EVENTS = {
     "PROCESSED": "workflow_run.completed",
     "FAILED": "workflow_run.failed",
     "NEEDS_REVIEW": "workflow_run.needs_review",
     "REJECTED": "workflow_run.rejected",
 }
-
-
-@dataclass
-class _Outcome:
-    """What processing one run produced; applied to the run under the lock."""
-
-    output: dict[str, Any] | None = None
-    failure_reason: str | None = None
-    failure_message: str | None = None
-    file: dict[str, Any] | None = None
-    pages: int = 0
-    review: bool = False  # workflow runs: stop at NEEDS_REVIEW
-
-
-class _Failed(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-def presigned_expiry(url: str) -> float | None:
-    """When a presigned S3 URL (SigV4 ``X-Amz-Date`` + ``X-Amz-Expires``, or SigV2 ``Expires``) stops
-    working, in epoch seconds; None when the URL says nothing about it."""
-    query = {k.lower(): v[0] for k, v in parse_qs(urlsplit(url).query).items() if v}
-    try:
-        if "x-amz-date" in query and "x-amz-expires" in query:
-            signed = calendar.timegm(time.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ"))
-            return signed + int(query["x-amz-expires"])
-        if "expires" in query:
-            return float(query["expires"])
-    except ValueError:
-        return None
-    return None
 
 
 class Engine:
@@ -360,75 +315,32 @@ class Engine:
                 outcome = self._process(run)
             except Exception as exc:  # a simulator bug must fail the run, not kill the worker
                 log.exception("processing %s failed", run.id)
-                outcome = _Outcome(failure_reason="INTERNAL_ERROR", failure_message=f"simulator error: {exc}")
+                outcome = Outcome(failure_reason="INTERNAL_ERROR", failure_message=f"simulator error: {exc}")
             self._finish(run, outcome)
 
-    def _process(self, run: Run) -> _Outcome:
+    def _process(self, run: Run) -> Outcome:
         if self.processing_delay:
             self._stop.wait(self.processing_delay)
         with self._cond:
             doomed = self.batches[run.batch_id].doomed
         if doomed:
-            return _Outcome(failure_reason="INTERNAL_ERROR", failure_message="Simulated batch failure.")
-        kind = run.kind
+            return Outcome(failure_reason="INTERNAL_ERROR", failure_message="Simulated batch failure.")
         try:
-            stored = self._load(run)
-            if self.max_file_bytes and len(stored.data) > self.max_file_bytes:
-                size = f"{len(stored.data)} bytes; the limit is {self.max_file_bytes}"
-                if kind.family == "parse":
-                    raise _Failed("FILE_SIZE_TOO_LARGE", f"The file is too large ({size}).")
-                raise _Failed("FAILED_TO_PROCESS_FILE", f"File size too large ({size}).")
-            if kind.family == "parse" and (problem := content.parse_problem(stored.name, stored.data)):
-                raise _Failed(*problem)
-            text = content.decode_text(stored.data)
-            reason = content.failure_reason(text)
-            if reason:
-                raise _Failed(reason, f"Simulated failure requested by the file content ({reason}).")
-            output = kind.output(stored.data, run.config)
-        except _Failed as failed:
-            return _Outcome(failure_reason=failed.reason, failure_message=failed.message)
-        review = kind.family == "workflow" and (
+            stored = load_file(run, uploaded=self._uploaded_file, http=self._http, stats=self._stats)
+            text, output = compute_output(run, stored, max_file_bytes=self.max_file_bytes)
+        except Failed as failed:
+            return Outcome(failure_reason=failed.reason, failure_message=failed.message)
+        review = run.kind.family == "workflow" and (
             content.wants_review(text) or self._chance.hit(self.review_share)
         )
         summary = stored.to_api()
-        return _Outcome(output=output, file=summary, pages=summary["metadata"]["pageCount"], review=review)
+        return Outcome(output=output, file=summary, pages=summary["metadata"]["pageCount"], review=review)
 
-    def _load(self, run: Run) -> StoredFile:
-        """The file a run points to; URLs are downloaded now, at processing time, as Extend does."""
-        ref = run.file_ref
-        unable = run.kind.download_failure
-        if "text" in ref:
-            name = ref.get("name") or "input.txt"
-            return StoredFile(new_id("file_"), name, "TXT", ref["text"].encode("utf-8"), time.time())
-        if "id" in ref:
-            with self._cond:
-                stored = self.files.get(ref["id"])
-            if stored is None:
-                raise _Failed(unable, f"File {ref['id']} was not found.")
-            return stored
-        url = ref["url"]
-        try:
-            response = self._http.get(url)
-        except httpx.HTTPError as exc:
-            self._stats.incr("downloads_failed")
-            raise _Failed(unable, f"Could not download file: {type(exc).__name__}") from exc
-        if response.status_code >= 400:
-            self._stats.incr("downloads_failed")
-            expires = presigned_expiry(url)
-            expired = b"expired" in response.content[:2000].lower() or (
-                expires is not None and expires < time.time()
-            )
-            if expired:
-                self._stats.incr("downloads_url_expired")
-            detail = " (the presigned URL has expired)" if expired else ""
-            raise _Failed(unable, f"Could not download file: HTTP {response.status_code}{detail}")
-        self._stats.incr("downloads_ok")
-        data = response.content
-        name = input_file_name(ref) or "file"
-        file_type = content.file_type_for_name(name, default="PDF" if data.startswith(b"%PDF") else "TXT")
-        return StoredFile(new_id("file_"), name, file_type, data, time.time())
+    def _uploaded_file(self, file_id: str) -> StoredFile | None:
+        with self._cond:
+            return self.files.get(file_id)
 
-    def _finish(self, run: Run, outcome: _Outcome) -> None:
+    def _finish(self, run: Run, outcome: Outcome) -> None:
         events: list[tuple[str, dict[str, Any]]] = []
         with self._cond:
             if self.runs.get(run.id) is not run:

@@ -1,5 +1,6 @@
-"""The HTTP side: a stdlib ThreadingHTTPServer on loopback that routes to ``api`` handlers, applies auth,
-rate limits and request-level faults, and records request stats.
+"""``ExtendSimulator``: wires the engine, webhooks, limits and faults together, holds the settings, and
+answers each request: auth, rate limits and request-level faults, then the ``api`` handler of its route.
+The HTTP plumbing is in ``http_server``.
 
 Limits follow Extend's plans (``plan="payg"``: 80 files/min of processing across the workspace and 10
 requests/s for reads and for writes; ``scale``, ``enterprise``), or are set one by one. By default
@@ -8,39 +9,26 @@ nothing is limited. README.md in this package describes the settings and the ``/
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
 import re
-import socket
-import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.extend_sim import api
-from sandbox.extend_sim.api import ApiError, Request, Response
 from sandbox.extend_sim.engine import Engine
 from sandbox.extend_sim.faults import Chance, Faults
+from sandbox.extend_sim.http_server import SimHTTPServer, SimRequestHandler
 from sandbox.extend_sim.limits import TokenBucket
+from sandbox.extend_sim.messages import ApiError, Request, Response, not_found
 from sandbox.extend_sim.model import new_id
+from sandbox.extend_sim.settings import PLANS, SETTING_NAMES, checked_changes
 from sandbox.extend_sim.stats import Stats
 from sandbox.extend_sim.webhooks import DEFAULT_RETRY_DELAYS, Target, WebhookSender
 
 log = logging.getLogger(__name__)
-
-# Extend's published limits per plan: (files per minute, GET requests/s, WRITE/RUN requests/s).
-PLANS: dict[str, tuple[float, float, float]] = {
-    "payg": (80, 10, 10),
-    "scale": (120, 25, 25),
-    "enterprise": (300, 75, 75),
-    "unlimited": (0, 0, 0),
-}
-SORT_FIELDS = ("createdAt", "updatedAt")
 
 _COMPILED_ROUTES = [
     (method, template, re.compile("^" + template.replace("{id}", "(?P<id>[^/]+)") + "$"), handler)
@@ -115,7 +103,7 @@ class ExtendSimulator:
         )
         # The engine and the API share one lock, so batch/run state and fault counters change together.
         self.lock = self.engine.lock
-        self._server: _Server | None = None
+        self._server: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
         settings: dict[str, Any] = {
             "refused_processors": list(refused_processors),
@@ -139,7 +127,7 @@ class ExtendSimulator:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> ExtendSimulator:
-        self._server = _Server(self._address, _Handler)
+        self._server = SimHTTPServer(self._address, SimRequestHandler)
         self._server.sim = self
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -176,83 +164,41 @@ class ExtendSimulator:
         return f"http://{host}:{port}"
 
     # -- runtime configuration -------------------------------------------------------------------
-    SETTINGS = (
-        "api_key",
-        "allowed_processors",
-        "refused_processors",
-        "plan",
-        "files_per_minute",
-        "read_rps",
-        "write_rps",
-        "missing_retry_after_share",
-        "default_sort_by",
-        "paused",
-        "workflow_review_share",
-        "parse_output_url",
-        "output_url_ttl_seconds",
-        "max_file_bytes",
-    )
+    SETTINGS = SETTING_NAMES
 
     def configure(self, **changes: Any) -> None:
         """Change settings while running (see ``SETTINGS``; None clears a key or the allowed list).
 
         ``plan`` sets files_per_minute, read_rps and write_rps from Extend's plan table; any of those
         given in the same call wins over the plan. Raises ValueError (nothing changes then)."""
-        unknown = set(changes) - set(self.SETTINGS)
-        if unknown:
-            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        if "plan" in changes:
-            plan = changes.pop("plan")
-            if plan not in PLANS:
-                raise ValueError(f"plan must be one of {', '.join(PLANS)}")
-            for name, value in zip(("files_per_minute", "read_rps", "write_rps"), PLANS[plan], strict=True):
-                changes.setdefault(name, value)
-        api_key = changes.get("api_key")
-        if api_key is not None and not isinstance(api_key, str):
-            raise ValueError("api_key must be a string or null")
-        for name in ("allowed_processors", "refused_processors"):
-            value = changes.get(name)
-            if value is not None and (isinstance(value, str) or not all(isinstance(p, str) for p in value)):
-                raise ValueError(f"{name} must be a list of ids")
-        numbers = {}
-        for name in ("files_per_minute", "read_rps", "write_rps", "output_url_ttl_seconds", "max_file_bytes"):
-            if name in changes:
-                numbers[name] = _number(name, changes[name], low=0)
-        for name in ("missing_retry_after_share", "workflow_review_share"):
-            if name in changes:
-                numbers[name] = _number(name, changes[name], low=0, high=1)
-        for name in ("paused", "parse_output_url"):
-            if name in changes and not isinstance(changes[name], bool):
-                raise ValueError(f"{name} must be true or false")
-        if "default_sort_by" in changes and changes["default_sort_by"] not in SORT_FIELDS:
-            raise ValueError(f"default_sort_by must be one of {', '.join(SORT_FIELDS)}")
+        changes = checked_changes(changes)
         # Everything is valid: apply.
         with self.lock:
             if "api_key" in changes:
-                self.api_key = api_key
+                self.api_key = changes["api_key"]
             if "allowed_processors" in changes:
                 allowed = changes["allowed_processors"]
                 self.allowed_processors = None if allowed is None else set(allowed)
             if "refused_processors" in changes:
                 self.refused_processors = set(changes["refused_processors"] or ())
-            if "missing_retry_after_share" in numbers:
-                self.missing_retry_after_share = numbers["missing_retry_after_share"]
+            if "missing_retry_after_share" in changes:
+                self.missing_retry_after_share = changes["missing_retry_after_share"]
             if "default_sort_by" in changes:
                 self.default_sort_by = changes["default_sort_by"]
-            if "workflow_review_share" in numbers:
-                self.engine.review_share = numbers["workflow_review_share"]
+            if "workflow_review_share" in changes:
+                self.engine.review_share = changes["workflow_review_share"]
             if "parse_output_url" in changes:
                 self.parse_output_url = changes["parse_output_url"]
-            if "output_url_ttl_seconds" in numbers:
-                self.output_url_ttl_seconds = numbers["output_url_ttl_seconds"]
-            if "max_file_bytes" in numbers:
-                self.engine.max_file_bytes = int(numbers["max_file_bytes"])
-        if "files_per_minute" in numbers:
-            self.engine.set_files_per_minute(numbers["files_per_minute"])
-        if "read_rps" in numbers:
-            self.read_limit.configure(numbers["read_rps"])
-        if "write_rps" in numbers:
-            self.write_limit.configure(numbers["write_rps"])
+            if "output_url_ttl_seconds" in changes:
+                self.output_url_ttl_seconds = changes["output_url_ttl_seconds"]
+            if "max_file_bytes" in changes:
+                self.engine.max_file_bytes = int(changes["max_file_bytes"])
+        if "files_per_minute" in changes:
+            self.engine.set_files_per_minute(changes["files_per_minute"])
+        if "read_rps" in changes:
+            self.read_limit.configure(changes["read_rps"])
+        if "write_rps" in changes:
+            self.write_limit.configure(changes["write_rps"])
         if "paused" in changes:
             self.engine.set_paused(changes["paused"])
 
@@ -311,7 +257,7 @@ class ExtendSimulator:
             if not request.path.startswith("/_sim/"):
                 self._before_api_call(request)
             if handler is None:
-                raise api.not_found(f"No route for {request.method} {request.path}")
+                raise not_found(f"No route for {request.method} {request.path}")
             response = handler(self, request)
         except ApiError as err:
             response = Response(err.status, _error_body(err, request_id), dict(err.headers))
@@ -374,102 +320,5 @@ class ExtendSimulator:
         return self.read_limit.try_take()
 
 
-def _number(name: str, value: Any, *, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number")
-    if value < low or (high is not None and value > high):
-        raise ValueError(
-            f"{name} must be between {low} and {high}" if high is not None else f"{name} must be >= {low}"
-        )
-    return float(value)
-
-
 def _error_body(err: ApiError, request_id: str) -> dict[str, Any]:
     return {"code": err.code, "message": err.message, "retryable": err.retryable, "requestId": request_id}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    sim: ExtendSimulator
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def track(self, conn: socket.socket, alive: bool) -> None:
-        with self._connections_lock:
-            if alive:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
-
-    def close_connections(self) -> None:
-        # Keep-alive connections would otherwise go on being served after stop().
-        with self._connections_lock:
-            for conn in list(self._connections):
-                with contextlib.suppress(OSError):  # already closed by the client
-                    conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real API behind a load balancer
-    server_version = "ExtendSimulator/1.0"
-    timeout = 60  # idle keep-alive connections are closed after this
-    # Headers and body go out in separate writes; with Nagle on, delayed ACKs add ~40 ms per request.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        self.server.track(self.connection, alive=False)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
-
-    def _dispatch(self) -> None:
-        parts = urlsplit(self.path)
-        request = Request(
-            method=self.command,
-            path=parts.path.rstrip("/") or "/",
-            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=self._read_body(),
-        )
-        route, response = self.server.sim.handle(request)
-        self.server.sim.stats.request(route, "lost" if response.abort else response.status)
-        if response.abort:
-            self._reset_connection()
-            return
-        data = json.dumps(response.body).encode("utf-8")
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()  # CRLF after each chunk
-            while self.rfile.readline().strip():  # optional trailers, then the blank line
-                pass
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _reset_connection(self) -> None:
-        """Drop the connection with a TCP reset, so the client gets no response at all."""
-        self.close_connection = True
-        # Linger 0 turns close() into a RST instead of an orderly FIN.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()

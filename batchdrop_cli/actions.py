@@ -318,27 +318,13 @@ def register_webhook(
 ) -> None:
     """Create the Extend webhook endpoint for batch events and store its signing secret."""
     target = target_of(ctx)
-    rt = target.runtime()
-    secret_id = target.require("webhook_secret")
     target.require("api_key_secret")  # the Extend client reads the API key from it
     url = url or target.webhook_url
     if not url:
         raise UserError(f"no webhook URL known for {target.description}; pass --url")
-    endpoint = rt.extend.create_webhook_endpoint(url, name=name, enabled_events=DEFAULT_WEBHOOK_EVENTS)
-    # Extend shows the signing secret only in this response, so a failure to store it must say what to do.
-    if not endpoint.signing_secret:
-        raise UserError(
-            f"Extend created endpoint {endpoint.id} but returned no signing secret; delete it in Extend"
-        )
-    try:
-        rt.client("secretsmanager").put_secret_value(SecretId=secret_id, SecretString=endpoint.signing_secret)
-    except (BotoCoreError, ClientError) as exc:
-        raise UserError(
-            f"Extend created webhook endpoint {endpoint.id}, but its signing secret could not be stored in "
-            f"{secret_id} ({exc}); delete that endpoint in Extend and run register-webhook again"
-        ) from None
+    endpoint_id, secret_id = create_webhook(target, target.runtime().extend, url, name)
     data = {
-        "endpointId": endpoint.id,
+        "endpointId": endpoint_id,
         "url": url,
         "events": list(DEFAULT_WEBHOOK_EVENTS),
         "secret": secret_id,
@@ -347,10 +333,32 @@ def register_webhook(
         output.print_json(data)
         return
     output.console().print(
-        f"Registered Extend webhook endpoint {endpoint.id} for {url}.\n"
+        f"Registered Extend webhook endpoint {endpoint_id} for {url}.\n"
         f"Its signing secret is stored in {secret_id}; the webhook function uses it within 5 minutes "
         "(it caches secrets)."
     )
+
+
+def create_webhook(target: Target, extend: Any, url: str, name: str) -> tuple[str, str]:
+    """Create the Extend webhook endpoint for batch events and store its signing secret:
+    (endpoint id, secret id)."""
+    secret_id = target.require("webhook_secret")
+    endpoint = extend.create_webhook_endpoint(url, name=name, enabled_events=DEFAULT_WEBHOOK_EVENTS)
+    # Extend shows the signing secret only in this response, so a failure to store it must say what to do.
+    if not endpoint.signing_secret:
+        raise UserError(
+            f"Extend created endpoint {endpoint.id} but returned no signing secret; delete it in Extend"
+        )
+    try:
+        target.runtime().client("secretsmanager").put_secret_value(
+            SecretId=secret_id, SecretString=endpoint.signing_secret
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(
+            f"Extend created webhook endpoint {endpoint.id}, but its signing secret could not be stored in "
+            f"{secret_id} ({exc}); delete that endpoint in Extend and run register-webhook again"
+        ) from None
+    return endpoint.id, secret_id
 
 
 # -- demo -------------------------------------------------------------------------------------------------

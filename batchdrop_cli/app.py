@@ -12,7 +12,7 @@ import typer
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 from typer.core import TyperGroup
 
-from batchdrop_cli import actions, output, reprocess, views, waiting
+from batchdrop_cli import actions, configure, health, output, reprocess, views, waiting
 from batchdrop_cli.common import Options
 from batchdrop_cli.targets import UserError
 from batchdrop_core.config import ConfigError
@@ -134,6 +134,8 @@ app.command()(actions.flush)
 app.command()(actions.retry)
 app.command()(actions.redrive)
 app.command()(actions.backfill)
+app.command()(configure.setup)
+app.command()(health.doctor)
 app.command()(reprocess.reprocess)
 app.command()(waiting.wait)
 app.command("register-webhook")(actions.register_webhook)

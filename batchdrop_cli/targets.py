@@ -90,6 +90,7 @@ class Target:
     queues: dict[str, Queue] = field(default_factory=dict)
     webhook_url: str | None = None
     is_sandbox: bool = False
+    stacks: tuple[str, ...] = ()  # (stateful, stateless) names of a deployed stack pair
     missing_hint: str = ""  # what to do when a resource is not there
     _runtime: Runtime | None = field(default=None, repr=False)
 
@@ -254,6 +255,7 @@ def load_stack(prefix: str, region: str | None, profile: str | None = None) -> T
         session=session,
         queues=queues,
         webhook_url=outputs.get("WebhookUrl"),
+        stacks=(stateful_name, stateless_name),
         missing_hint=f"deploy both stacks ({stateful_name}, {stateless_name}) with `cdk deploy --all`",
     )
 

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -126,11 +127,16 @@ class Runtime:
 
     @cached_property
     def extend(self) -> ExtendClient:
+        return self.extend_client(lambda: self.secret_value("api_key_secret"))
+
+    def extend_client(self, api_key: Callable[[], str]) -> ExtendClient:
+        """An Extend client with the deployment's settings and budgets (``extend`` reads the stored key;
+        the CLI's setup tries a key before storing it)."""
         # Imported here: httpx and the API models cost cold-start time that intake and webhook never use.
         from batchdrop_core.extend.client import ExtendClient
 
         return ExtendClient(
-            lambda: self.secret_value("api_key_secret"),
+            api_key,
             base_url=self.settings.extend_base_url,
             api_version=self.settings.extend_api_version,
             workspace_id=self.settings.extend_workspace_id,

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
-import threading
+import time
+from types import SimpleNamespace
 
+import pytest
+
+from batchdrop_cli import waiting
 from batchdrop_core.tracking import BatchState, FileStatus
 from tests.cli.conftest import Sandbox
 
 QUICK = ("--timeout", "0.3", "--interval", "0.1")
 
 
-def test_wait_exits_2_naming_what_is_pending_then_0_once_it_is_done(sandbox: Sandbox) -> None:
+def test_wait_exits_2_naming_what_is_pending_then_0_once_it_is_done(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = "invoices/w-1.pdf"
     sandbox.upload([key])
 
@@ -42,19 +48,25 @@ def test_wait_exits_2_naming_what_is_pending_then_0_once_it_is_done(sandbox: San
         and f"{key} (SUBMITTED)" in in_flight.stderr
     )
 
-    # When the run is recorded and the batch completes while `wait` polls, it returns 0
+    # When the run is recorded and the batch completes while `wait` polls (at its first pause, whatever the
+    # machine's speed), it returns 0
     def finish() -> None:
         assert rt.files.record_outcome(
             tracked, tracked.submission_id or "", status=FileStatus.PROCESSED, run_id="run_w1"
         )
         assert rt.batches.transition(tracked.submission_id or "", BatchState.OPEN, BatchState.COMPLETED)
 
-    timer = threading.Timer(0.5, finish)
-    timer.start()
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        if not pauses:
+            finish()
+        pauses.append(seconds)
+
+    monkeypatch.setattr(waiting, "time", SimpleNamespace(monotonic=time.monotonic, sleep=pause))
     done = sandbox.run("wait", key, "--batch", tracked.submission_id, "--timeout", "30", "--interval", "0.1")
-    timer.join()
     assert done.exit_code == 0, done.output
-    assert "waiting for:" in done.stdout and "Done after" in done.stdout
+    assert "waiting for:" in done.stdout and "Done after" in done.stdout and pauses == [0.1]
     assert sandbox.json("wait", *QUICK)["done"] is True  # every route: nothing queued or in flight
 
 

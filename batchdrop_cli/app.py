@@ -12,7 +12,7 @@ import typer
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 from typer.core import TyperGroup
 
-from batchdrop_cli import actions, configure, health, output, reprocess, views, waiting
+from batchdrop_cli import actions, configure, export, health, output, reprocess, views, waiting
 from batchdrop_cli.common import Options
 from batchdrop_cli.targets import UserError
 from batchdrop_core.config import ConfigError
@@ -130,6 +130,7 @@ app.command()(views.status)
 app.command()(views.file)
 app.command()(views.batch)
 app.command()(views.results)
+app.command()(export.export)
 app.command()(actions.flush)
 app.command()(actions.retry)
 app.command()(actions.redrive)

@@ -140,25 +140,31 @@ class BatchStore:
 
     def recent_finished(self, limit: int, route: str | None = None) -> list[Submission]:
         """The ``limit`` submissions (of ``route``, if given) that reached a terminal state last, newest
-        first; for operators (``batchdrop status``).
-
-        A Scan filtered to terminal states: no index orders finished batches, and the table holds one
-        item per batch of up to 1,000 files, so it stays small next to the Files table.
-        """
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "FilterExpression": "#state IN (:completed, :failed, :abandoned)",
-            "ExpressionAttributeNames": {"#state": "state"},
-            "ExpressionAttributeValues": {
-                ":completed": serialize(BatchState.COMPLETED),
-                ":failed": serialize(BatchState.FAILED),
-                ":abandoned": serialize(BatchState.ABANDONED),
-            },
-        }
-        if route:
-            kwargs["FilterExpression"] += " AND #route = :route"
-            kwargs["ExpressionAttributeNames"]["#route"] = "route"
-            kwargs["ExpressionAttributeValues"][":route"] = serialize(route)
-        finished = [Submission.from_values(values) for values in scan_all(self.client, **kwargs)]
+        first; for operators (``batchdrop status``)."""
+        finished = self.finished(route)
         finished.sort(key=lambda s: s.completed_at or s.created_at, reverse=True)
         return finished[:limit]
+
+    def finished(
+        self, route: str | None = None, states: Iterable[str] = BatchState.TERMINAL
+    ) -> list[Submission]:
+        """Every submission (of ``route``, if given) in one of ``states``; for operators (``status``,
+        ``export``).
+
+        A Scan filtered to those states: no index orders finished batches, and the table holds one item
+        per batch of up to 1,000 files, so it stays small next to the Files table.
+        """
+        names = {"#state": "state"}
+        values = {f":s{i}": serialize(state) for i, state in enumerate(sorted(states))}
+        expression = f"#state IN ({', '.join(values)})"
+        if route:
+            expression += " AND #route = :route"
+            names["#route"] = "route"
+            values[":route"] = serialize(route)
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        return [Submission.from_values(v) for v in scan_all(self.client, **kwargs)]

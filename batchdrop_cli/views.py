@@ -92,18 +92,30 @@ def status(
                 "inFlight": [submission_values(s) for s in rt.batches.open_submissions(name)],
             }
         )
-    finished = rt.batches.recent_finished(recent, route)
+    finished = rt.batches.finished(route)
+    recent_finished = sorted(finished, key=lambda s: s.completed_at or s.created_at, reverse=True)[:recent]
     data = {
         "target": target.description,
         "routes": routes,
         # Files under no route (or under a route removed from the settings since).
         "otherFiles": {r: dict(c) for r, c in counts.items() if r not in configured},
-        "recent": [submission_values(s) for s in finished],
+        "recent": [submission_values(s) for s in recent_finished],
+        "creditsByDay": credits_by_day(finished),
     }
     if json_output:
         output.print_json(data)
         return
     _print_status(data)
+
+
+def credits_by_day(finished: list[Submission], days: int = 7) -> dict[str, dict[str, float]]:
+    """Extend credits of finished batches per route per UTC day (the last ``days`` days with any)."""
+    totals: dict[str, dict[str, float]] = {}
+    for s in finished:
+        if s.credits and s.completed_at:
+            day = totals.setdefault(s.completed_at[:10], {})
+            day[s.route] = round(day.get(s.route, 0.0) + s.credits, 6)
+    return dict(sorted(totals.items(), reverse=True)[:days])
 
 
 def _print_status(data: dict[str, Any]) -> None:
@@ -156,6 +168,18 @@ def _print_status(data: dict[str, Any]) -> None:
         )
     else:
         out.print("No batches in flight.")
+    if data["creditsByDay"]:
+        names = sorted({name for day in data["creditsByDay"].values() for name in day})
+        out.print(
+            output.table(
+                "Extend credits used (finished batches, UTC days)",
+                ["day", *names],
+                [
+                    [day, *(f"{by_route.get(n, 0):g}" for n in names)]
+                    for day, by_route in data["creditsByDay"].items()
+                ],
+            )
+        )
     if data["recent"]:
         out.print(
             output.table(
@@ -290,6 +314,7 @@ def batch(
                     "processed": s["processedCount"],
                     "failed": s["failedCount"],
                     "requeued": s["requeuedCount"],
+                    "credits": s["credits"],
                     "created": s["createdAt"],
                     "submitted": s["submittedAt"],
                     "completed": s["completedAt"],

@@ -227,6 +227,9 @@ class Monitoring(Construct):
             ),
         )
         dashboard.add_widgets(
+            graph("Extend credits used (finished batches)", counts(MetricName.CREDITS_USED))
+        )
+        dashboard.add_widgets(
             graph(
                 "Function errors",
                 [fn.function.metric_errors(statistic="Sum", label=name) for name, fn in functions.items()],

@@ -182,7 +182,7 @@ def _collect_submission(
         if tracked.file_id not in runs_by_file:
             message = "Extend has no run for this file although its batch is finished."
             settle_failure(rt, submission, tracked, None, MISSING_RUN, message, outcome)
-    finish_submission(rt, submission, batch_status, file_ids, runs_by_file)
+    outcome.credits += finish_submission(rt, submission, batch_status, file_ids, runs_by_file)
     outcome.add("completed")
     return True
 
@@ -286,8 +286,9 @@ def finish_submission(
     batch_status: str,
     file_ids: set[str],
     runs_by_file: dict[str, RunSummary],
-) -> None:
-    """Manifest, final state and counts, then the one announcement."""
+) -> float:
+    """Manifest, final state, counts and the credits Extend reported for the batch's runs, then the one
+    announcement; returns those credits."""
     sid = submission.submission_id
     files = rt.files.batch_get_ids(file_ids)
     lines: list[dict[str, Any]] = []
@@ -323,8 +324,10 @@ def finish_submission(
         Body="".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"),
         ContentType="application/x-ndjson",
     )
+    charged = [run.credits for run in runs_by_file.values() if run.credits is not None]
+    credits = round(sum(charged), 6) if charged else None  # None: Extend reported none (legacy billing)
     state = BatchState.FAILED if batch_status == BatchStatus.FAILED else BatchState.COMPLETED
-    rt.batches.transition(
+    moved = rt.batches.transition(
         sid,
         BatchState.OPEN,
         state,
@@ -334,10 +337,12 @@ def finish_submission(
         failedCount=counts[FileStatus.FAILED],
         requeuedCount=counts[REQUEUED],
         manifestKey=key,
+        credits=credits,
     )
     logger.info("batch collected", extra={"submissionId": sid, "batchId": submission.batch_id, **counts})
     admission.release(rt, sid)  # its room at Extend goes to the next route at once
     announce(rt, sid, failed)
+    return (credits or 0.0) if moved else 0.0  # counted once, by the request that finished it
 
 
 def announce(rt: Runtime, submission_id: str, failed: list[TrackedFile] | None = None) -> bool:

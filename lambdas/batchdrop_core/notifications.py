@@ -49,6 +49,7 @@ def batch_outcome(submission: Submission, failed: list[TrackedFile], results_buc
         "processedCount": submission.processed_count,
         "failedCount": submission.failed_count,
         "requeuedCount": submission.requeued_count,
+        "credits": submission.credits,
         "manifest": f"s3://{results_bucket}/{manifest}" if manifest else None,
         "failedFiles": [
             {

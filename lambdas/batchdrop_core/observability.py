@@ -29,6 +29,7 @@ class MetricName:
     RUNS_FAILED = "RunsFailed"
     FILES_REQUEUED = "FilesRequeued"
     BATCHES_COMPLETED = "BatchesCompleted"
+    CREDITS_USED = "CreditsUsed"  # Extend credits of finished batches, as Extend reported them
     OLDEST_QUEUED_AGE = "OldestQueuedAgeSeconds"
     OVERDUE_BATCHES = "OverdueBatches"
     STUCK_FILES = "StuckFiles"

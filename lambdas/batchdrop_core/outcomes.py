@@ -37,6 +37,7 @@ class CollectOutcome:
     result: str = ""
     submission_id: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    credits: float = 0.0  # Extend credits of the batches this request finished
     requeued_routes: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -35,6 +35,8 @@ def record_handler(record: Record, context: Any) -> None:
     for name, metric in _METRICS.items():
         if outcome.counts[name]:
             metrics.add_metric(metric, MetricUnit.Count, outcome.counts[name])
+    if outcome.credits:
+        metrics.add_metric(MetricName.CREDITS_USED, MetricUnit.Count, outcome.credits)
     if outcome.result == "not_ours":
         metrics.add_metric(MetricName.FOREIGN_BATCHES, MetricUnit.Count, 1)
     logger.info(

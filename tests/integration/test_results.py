@@ -239,6 +239,12 @@ def test_a_1000_run_batch_is_collected_completely_under_the_read_rate_through_a_
     assert (message["processedCount"], message["failedCount"], message["requeuedCount"]) == (940, 50, 10)
     assert len(message["failedFiles"]) == 50 and not message["failedFilesTruncated"]
 
+    # And its credits are what Extend reported for its runs (processed runs only), on the item and message
+    extend = pipeline.runtime("results").extend
+    reported = [r.credits for r in extend.iter_runs("extract", batch_id=submission.batch_id) if r.credits]
+    assert len(reported) == 940
+    assert record["credits"] == message["credits"] == pytest.approx(sum(reported))
+
 
 def test_an_exhausted_time_budget_continues_in_new_invocations_without_duplicates(
     deployment: Deployment, extend_sim: Any, pipeline_factory: Any

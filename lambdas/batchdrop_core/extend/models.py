@@ -96,6 +96,13 @@ class RunSummary(ExtendModel):
     file: dict[str, Any] | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    usage: dict[str, Any] | None = None  # {credits, totalCredits?}: present once a run is PROCESSED
+
+    @property
+    def credits(self) -> float | None:
+        """The credits Extend charged for this run, when it says."""
+        value = (self.usage or {}).get("credits")
+        return float(value) if isinstance(value, int | float) else None
 
     @property
     def batchdrop_metadata(self) -> dict[str, Any]:
@@ -109,7 +116,6 @@ class Run(RunSummary):
 
     output: Any = None
     config: Any = None
-    usage: dict[str, Any] | None = None
 
 
 class RunPage(ExtendModel):

@@ -138,13 +138,6 @@ class BatchStore:
         update.value("owner", owner)
         return self.update(submission_id, update, "collectorId = :owner")
 
-    def recent_finished(self, limit: int, route: str | None = None) -> list[Submission]:
-        """The ``limit`` submissions (of ``route``, if given) that reached a terminal state last, newest
-        first; for operators (``batchdrop status``)."""
-        finished = self.finished(route)
-        finished.sort(key=lambda s: s.completed_at or s.created_at, reverse=True)
-        return finished[:limit]
-
     def finished(
         self, route: str | None = None, states: Iterable[str] = BatchState.TERMINAL
     ) -> list[Submission]:

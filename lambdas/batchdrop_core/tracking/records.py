@@ -216,6 +216,7 @@ class Submission:
     orphan_searches: int = 0  # searches of Extend's runs that found none (an ambiguous POST)
     orphan_searched_at: str | None = None  # the last of them
     late_batch_at: str | None = None  # an ABANDONED submission's batch turned up at Extend after all
+    credits: float | None = None  # Extend credits its runs used, as Extend reported them (when finished)
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Submission:

@@ -18,17 +18,9 @@ from batchdrop_core.config import SETTINGS_ENV, Resources
 from batchdrop_core.extend import ExtendClient
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.runtime import Runtime
-from bench.common import (
-    Row,
-    Section,
-    Table,
-    make_files,
-    progress,
-    start_stack,
-    upload_all,
-    verdict,
-    wait_until,
-)
+from bench.console import progress
+from bench.harness import make_files, start_stack, upload_all, wait_until
+from bench.report import Row, Section, Table, verdict
 from sandbox.lambda_runtime import LambdaContext, sqs_record
 
 LATENCY_MS = 50

@@ -21,25 +21,12 @@ import httpx
 from batchdrop_core import timeutil
 from batchdrop_core.dynamo import from_item, scan_all, scan_items
 from batchdrop_core.s3events import parse_notification
-from bench.common import (
-    ROUTES,
-    SINK,
-    RequestCounter,
-    Row,
-    Section,
-    Table,
-    count_runtime_requests,
-    fmt_seconds,
-    item_size,
-    make_files,
-    make_settings,
-    percentile,
-    progress,
-    stack_visibility,
-    uploader,
-    verdict,
-    wait_until,
-)
+from bench.console import SINK, progress
+from bench.harness import ROUTES, make_files, make_settings, stack_visibility, uploader, wait_until
+from bench.report import Row, Section, Table, fmt_seconds, verdict
+from bench.request_counter import RequestCounter, count_runtime_requests
+from bench.stats import percentile
+from bench.writeunits import item_size
 from sandbox.aws import REGION, MotoServer, provision, queue_depth
 from sandbox.lambda_runtime import SqsEventSource
 

@@ -9,22 +9,12 @@ import math
 import time
 from typing import Any
 
-from bench.common import (
-    DYNAMO_WRITES,
-    RequestCounter,
-    Row,
-    Section,
-    count_runtime_requests,
-    item_size,
-    make_files,
-    progress,
-    ratio_summary,
-    self_cpu_seconds,
-    start_stack,
-    summarize,
-    upload_all,
-    verdict,
-)
+from bench.console import progress
+from bench.harness import make_files, start_stack, upload_all
+from bench.report import Row, Section, Table, verdict
+from bench.request_counter import DYNAMO_WRITES, RequestCounter, count_runtime_requests
+from bench.stats import ratio_summary, self_cpu_seconds, summarize
+from bench.writeunits import item_size
 from sandbox.lambda_runtime import LambdaContext, sqs_record
 
 FULL_RECORDS = 1000
@@ -209,9 +199,7 @@ def run(quick: bool) -> Section:
     return section
 
 
-def _requests_table(per_file: dict[tuple[str, str], float]) -> Any:
-    from bench.common import Table
-
+def _requests_table(per_file: dict[tuple[str, str], float]) -> Table:
     rows = [[svc, op, f"{v:.3f}"] for (svc, op), v in sorted(per_file.items()) if v]
     return Table("Handler requests per file (last repetition)", ["service", "operation", "per file"], rows)
 

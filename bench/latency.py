@@ -15,17 +15,11 @@ from batchdrop_core import submit, timeutil
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.extend import ExtendClient
 from batchdrop_core.tracking import FileStore
-from bench.common import (
-    Row,
-    Section,
-    make_files,
-    progress,
-    start_stack,
-    summarize,
-    upload_all,
-    wait_until,
-)
+from bench.console import progress
 from bench.efficiency import ESM_POLLERS, ESM_WINDOW_SECONDS, latency_rows
+from bench.harness import make_files, start_stack, upload_all, wait_until
+from bench.report import Row, Section
+from bench.stats import summarize
 
 SWEEP_INTERVAL = 2.0
 FULL = {"batch": 1000, "partial": 150, "max_wait": 10, "repetitions": 3}

@@ -212,11 +212,7 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
         try:
             pipeline = sandbox.pipeline
             pipeline.intake.window = ESM_WINDOW_SECONDS  # the stack's batching window
-            for name, module in pipeline.modules.items():
-                if module is not None:
-                    counter.name(pipeline.runtime(name), name)
-            counter.name(pipeline.sqs, "event-sources")
-            counter.hook(pipeline.sqs, pipeline.sqs)
+            counter.name_pipeline(pipeline)
             for name in ("intake", "submitter", "results"):
                 source = getattr(pipeline, name)
                 source.handler = _timed(source.handler, name, durations)

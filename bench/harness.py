@@ -1,5 +1,5 @@
-"""The local stack a metric runs on (moto server, Extend simulator, a provisioned deployment, the pipeline),
-and the sample files it uploads."""
+"""The sandbox a metric runs on (``sandbox.local.Sandbox`` with the benchmarks' routes and the stack's queue
+settings), and the sample files it uploads."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import httpx
 
 from batchdrop_core.config import Settings
-from bench.request_counter import RequestCounter
-from sandbox import documents, interrupt
-from sandbox.aws import REGION, Deployment, MotoServer, provision
+from sandbox import documents
+from sandbox.aws import Deployment
+from sandbox.local import Sandbox, SandboxOptions
 
 ROUTES = [
     {"name": "invoices", "prefix": "invoices/", "type": "extract", "processorId": "ex_invoices_bench"},
@@ -35,6 +33,7 @@ ARRIVALS_VISIBILITY_SECONDS = 360
 
 
 def stack_visibility(deployment: Deployment) -> None:
+    """The stack's visibility timeout on a running sandbox's arrivals queue (metric 1's run)."""
     deployment.session.client("sqs").set_queue_attributes(
         QueueUrl=deployment.arrivals_queue_url,
         Attributes={"VisibilityTimeout": str(ARRIVALS_VISIBILITY_SECONDS)},
@@ -47,71 +46,38 @@ def make_settings(extend_url: str, **overrides: Any) -> Settings:
     return Settings.parse(data, "bench settings")
 
 
-@dataclass
-class Stack:
-    """moto server, Extend simulator and a provisioned deployment (no pipeline yet)."""
-
-    moto: MotoServer
-    sim: Any
-    settings: Settings
-    deployment: Deployment
-    pipeline: Any = None
-
-    @property
-    def moto_cpu(self) -> float:
-        return self.moto.cpu_seconds()
-
-    def start_pipeline(self, *, intake_window: float, counter: RequestCounter | None = None) -> Any:
-        from sandbox.pipeline import LocalPipeline
-
-        self.pipeline = LocalPipeline(self.settings, self.deployment, intake_window=intake_window)
-        if counter is not None:
-            for name in self.pipeline.modules:
-                if self.pipeline.modules[name] is not None:
-                    counter.name(self.pipeline.runtime(name), name)
-            counter.name(self.pipeline.sqs, "event-sources")
-            counter.hook(self.pipeline.sqs, self.pipeline.sqs)
-        return self.pipeline
-
-    def sim_batches(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.sim.base_url}/_sim/batches", timeout=60).json()["batches"]
-
-    def sim_stats(self) -> dict[str, Any]:
-        return httpx.get(f"{self.sim.base_url}/_sim/stats", timeout=30).json()
-
-    def stop(self, grace: float = 30.0) -> None:
-        """Pollers first (``grace`` seconds in all for the invocations in hand), then the simulator, moto
-        server last; a first Ctrl-C or SIGTERM does not cut it short (sandbox.interrupt)."""
-        with interrupt.shielded():
-            pipeline = self.pipeline
-            sources = (
-                [s for s in (pipeline.intake, pipeline.submitter, pipeline.results) if s] if pipeline else []
-            )
-            for source in sources:
-                source.request_stop()
-            deadline = time.monotonic() + grace
-            for source in sources:
-                source.stop(timeout=max(0.0, deadline - time.monotonic()))
-            self.sim.stop()
-            self.moto.stop()
-
-
-def start_stack(name_prefix: str, *, sim: dict[str, Any] | None = None, **settings: Any) -> Stack:
-    from sandbox.extend_sim import ExtendSimulator
-
-    moto = MotoServer().start()
-    moto.use_in_this_process()
-    simulator = ExtendSimulator(api_key=API_KEY, **(sim or {})).start()
-    resolved = make_settings(simulator.base_url, **settings)
-    deployment = provision(
-        resolved,
-        name_prefix=name_prefix,
-        api_key=API_KEY,
-        webhook_secret=WEBHOOK_SECRET,
-        session=boto3.session.Session(region_name=REGION),
+def hand_driven_sandbox(
+    name_prefix: str, *, intake_window: float, files_per_minute: float = 0.0, **settings: Any
+) -> Sandbox:
+    """A sandbox (not started yet) whose pipeline the metric drives itself (``drain()``, its own pollers):
+    no pollers, schedules, webhooks or notifications inbox of its own, so the work the metric times is the
+    only work moto and the simulator do. No read limit at the simulator (metric 3 sets its own); the
+    arrivals queue hides a message as long as the stack's does. ``settings``: camelCase overrides."""
+    return Sandbox(
+        SandboxOptions(
+            routes=ROUTES,
+            settings={"orphanGraceSeconds": 30, **settings},
+            api_key=API_KEY,
+            webhook_secret=WEBHOOK_SECRET,
+            files_per_minute=files_per_minute,
+            read_rps=0,
+            intake_window=intake_window,
+            queue_visibility={"arrivals": ARRIVALS_VISIBILITY_SECONDS},
+            name_prefix=name_prefix,
+            background=False,
+            webhooks=False,
+            inbox=False,
+        )
     )
-    stack_visibility(deployment)
-    return Stack(moto=moto, sim=simulator, settings=resolved, deployment=deployment)
+
+
+def sim_batches(simulator: Any, timeout: float = 60) -> list[dict[str, Any]]:
+    """Every batch the Extend simulator has been sent."""
+    return httpx.get(f"{simulator.base_url}/_sim/batches", timeout=timeout).json()["batches"]
+
+
+def sim_stats(simulator: Any) -> dict[str, Any]:
+    return httpx.get(f"{simulator.base_url}/_sim/stats", timeout=30).json()
 
 
 # -- files -------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bench.console import progress
-from bench.harness import make_files, start_stack, upload_all
+from bench.harness import hand_driven_sandbox, make_files, upload_all
 from bench.report import Row, Section, Table, verdict
 from bench.request_counter import DYNAMO_WRITES, RequestCounter, count_runtime_requests
 from bench.stats import ratio_summary, self_cpu_seconds, summarize
@@ -42,15 +42,16 @@ def run(quick: bool) -> Section:
     records = QUICK_RECORDS if quick else FULL_RECORDS
     section = Section("intake", "2. Intake cost")
     counter = RequestCounter()
-    stack = start_stack("intake")
+    sandbox = hand_driven_sandbox("intake", intake_window=0.5)
     try:
         with count_runtime_requests(counter):
-            pipeline = stack.start_pipeline(intake_window=0.5, counter=counter)
+            pipeline = sandbox.start().pipeline
+            counter.name_pipeline(pipeline)
             files = make_files({"invoices": records * (repetitions + 1)}, seed=21)
             progress(f"intake: uploading {len(files)} files")
-            upload_all(stack.deployment, files)
-            sqs = stack.deployment.session.client("sqs")
-            messages = _receive_all(sqs, stack.deployment.arrivals_queue_url, len(files))
+            upload_all(sandbox.deployment, files)
+            sqs = sandbox.deployment.session.client("sqs")
+            messages = _receive_all(sqs, sandbox.deployment.arrivals_queue_url, len(files))
             if len(messages) < len(files):
                 raise RuntimeError(f"only {len(messages)} of {len(files)} notifications arrived")
             arn = pipeline.intake.queue_arn
@@ -80,11 +81,11 @@ def run(quick: bool) -> Section:
 
                 def handler_run(rep: int = rep) -> None:
                     before = counter.by_service("intake")
-                    cpu, mine = stack.moto_cpu, self_cpu_seconds()
+                    cpu, mine = sandbox.moto.cpu_seconds(), self_cpu_seconds()
                     started = time.perf_counter()
                     response = handler(events[rep + 1], LambdaContext("batchdrop-intake", 60))
                     handler_seconds.append(time.perf_counter() - started)
-                    moto_cpu["handler"].append(stack.moto_cpu - cpu)
+                    moto_cpu["handler"].append(sandbox.moto.cpu_seconds() - cpu)
                     own_cpu["handler"].append(self_cpu_seconds() - mine)
                     if response.get("batchItemFailures"):
                         raise RuntimeError(f"intake reported failures: {response['batchItemFailures'][:3]}")
@@ -98,7 +99,7 @@ def run(quick: bool) -> Section:
                         item = dict(item)
                         item["fileKey"] = {"S": f"baseline-{rep}/{item['fileKey']['S']}"}
                         items.append(item)
-                    cpu, mine = stack.moto_cpu, self_cpu_seconds()
+                    cpu, mine = sandbox.moto.cpu_seconds(), self_cpu_seconds()
                     started = time.perf_counter()
                     for item in items:
                         ddb.put_item(
@@ -107,7 +108,7 @@ def run(quick: bool) -> Section:
                             ConditionExpression="attribute_not_exists(fileKey)",
                         )
                     baseline_seconds.append(time.perf_counter() - started)
-                    moto_cpu["baseline"].append(stack.moto_cpu - cpu)
+                    moto_cpu["baseline"].append(sandbox.moto.cpu_seconds() - cpu)
                     own_cpu["baseline"].append(self_cpu_seconds() - mine)
 
                 order = (handler_run, baseline_run) if rep % 2 == 0 else (baseline_run, handler_run)
@@ -118,7 +119,7 @@ def run(quick: bool) -> Section:
                     f"baseline {baseline_seconds[-1]:.2f}s"
                 )
     finally:
-        stack.stop()
+        sandbox.stop()
 
     ratio = ratio_summary(handler_seconds, baseline_seconds)
     handler = summarize(handler_seconds)

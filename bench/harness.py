@@ -24,6 +24,11 @@ ROUTES = [
 API_KEY = "sk_bench_not_a_real_key"
 WEBHOOK_SECRET = "wss_bench_not_a_real_secret_0000"
 UPLOAD_THREADS = 8
+# The stack's event source mapping for intake (stacks/constants.py): batch 1000, 5 s window, 5 pollers
+# (the SQS event source starts with five and INTAKE_MAX_CONCURRENCY caps it there).
+ESM_BATCH_SIZE = 1000
+ESM_WINDOW_SECONDS = 5.0
+ESM_POLLERS = 5
 
 
 # The stack gives each queue a visibility timeout of 6x its consumer's timeout (intake: 6 x 60 s); the

@@ -16,8 +16,17 @@ from batchdrop_core.dynamo import scan_all
 from batchdrop_core.extend import ExtendClient
 from batchdrop_core.tracking import FileStore
 from bench.console import progress
-from bench.efficiency import ESM_POLLERS, ESM_WINDOW_SECONDS, latency_rows
-from bench.harness import hand_driven_sandbox, make_files, sim_batches, sim_stats, upload_all, wait_until
+from bench.efficiency import latency_rows
+from bench.harness import (
+    ESM_POLLERS,
+    ESM_WINDOW_SECONDS,
+    hand_driven_sandbox,
+    make_files,
+    sim_batches,
+    sim_stats,
+    upload_all,
+    wait_until,
+)
 from bench.report import Row, Section
 from bench.stats import summarize
 

@@ -154,7 +154,7 @@ def test_the_benchmarks_request_counter_sees_every_client_a_runtime_makes(deploy
     # option made every webhook fail in the benchmark's pipeline run.
     from batchdrop_core.runtime import Runtime
     from bench.request_counter import count_runtime_requests
-    from tests.conftest import make_settings
+    from tests.helpers import make_settings
 
     counter = RequestCounter()
     rt = Runtime(

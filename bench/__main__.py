@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.common import SINK, Row, Section, capture_handler_output, progress
+from bench.console import SINK, capture_handler_output, progress
+from bench.report import Row, Section
 from sandbox import interrupt
 from sandbox.interrupt import Interrupted
 from sandbox.machine import machine

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Row, Section, Table, progress, verdict
+from bench.console import progress
+from bench.report import Row, Section, Table, verdict
 from sandbox import backfill
 
 

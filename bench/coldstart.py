@@ -14,7 +14,9 @@ import zipfile
 from collections import defaultdict
 from pathlib import Path
 
-from bench.common import Row, Section, Table, progress, summarize, verdict
+from bench.console import progress
+from bench.report import Row, Section, Table, verdict
+from bench.stats import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 HANDLERS = ("intake", "submitter", "webhook", "results", "reconciler")

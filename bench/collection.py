@@ -18,18 +18,11 @@ from batchdrop_core.config import SETTINGS_ENV, Resources
 from batchdrop_core.extend import ExtendClient
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.runtime import Runtime
-from bench.common import (
-    Row,
-    Section,
-    Table,
-    make_files,
-    progress,
-    start_stack,
-    upload_all,
-    verdict,
-    wait_until,
-)
+from bench.console import progress
+from bench.harness import hand_driven_sandbox, make_files, sim_batches, sim_stats, upload_all, wait_until
+from bench.report import Row, Section, Table, verdict
 from sandbox.lambda_runtime import LambdaContext, sqs_record
+from sandbox.local import Sandbox
 
 LATENCY_MS = 50
 RATES = (10.0, 25.0)
@@ -38,14 +31,15 @@ QUICK = {"runs": 40, "diagnostic": 20}
 TARGET = 1.1
 
 
-def _submit(stack: Any, pipeline: Any, count: int, tag: str) -> str:
+def _submit(sandbox: Sandbox, count: int, tag: str) -> str:
     """One batch of ``count`` invoices submitted through intake and the submitter; its Extend batch id."""
-    before = stack.sim_stats()["counters"]["batches"]
-    upload_all(stack.deployment, make_files({"invoices": count}, seed=hash(tag) % 1000, tag=tag))
+    pipeline = sandbox.pipeline
+    before = sim_stats(sandbox.simulator)["counters"]["batches"]
+    upload_all(sandbox.deployment, make_files({"invoices": count}, seed=hash(tag) % 1000, tag=tag))
     pipeline.intake.drain()
     pipeline.runtime("intake").request_flush("invoices", reason="bench", force=True)
     pipeline.submitter.drain()
-    batches = stack.sim_batches()
+    batches = sim_batches(sandbox.simulator)
     if len(batches) != before + 1 or batches[-1]["runCount"] != count:
         raise RuntimeError(
             f"expected one new batch of {count} runs, Extend has {[b['runCount'] for b in batches]}"
@@ -92,9 +86,9 @@ class GetTimes:
         ExtendClient.get_run = self._original  # type: ignore[method-assign]
 
 
-def _configure(stack: Any, rate: float) -> None:
-    stack.sim.configure(read_rps=rate)
-    stack.sim.faults.latency_ms = LATENCY_MS
+def _configure(simulator: Any, rate: float) -> None:
+    simulator.configure(read_rps=rate)
+    simulator.faults.latency_ms = LATENCY_MS
 
 
 def _phase(times: GetTimes, started: float, elapsed: float) -> tuple[float, float, float]:
@@ -109,16 +103,17 @@ def run(quick: bool) -> Section:
     runs, diagnostic_runs = plan["runs"], plan["diagnostic"]
     section = Section("collection", "3. Results collection")
     # Room at Extend for every batch here: this measures collection, not the bound on files at Extend.
-    stack = start_stack("col", sim={"read_rps": 0}, maxWaitSeconds=3600, maxFilesAtExtend=100_000)
+    sandbox = hand_driven_sandbox("col", intake_window=0.5, maxWaitSeconds=3600, maxFilesAtExtend=100_000)
     results: list[dict[str, Any]] = []
     try:
-        pipeline = stack.start_pipeline(intake_window=0.5)
+        pipeline = sandbox.start().pipeline
+        simulator = sandbox.simulator
         progress(f"collection: submitting {len(RATES)} batches of {runs} runs and two of {diagnostic_runs}")
-        batch_ids = [_submit(stack, pipeline, runs, f"col{i}") for i in range(len(RATES))]
-        pair_ids = [_submit(stack, pipeline, diagnostic_runs, f"coldiag{i}") for i in range(2)]
+        batch_ids = [_submit(sandbox, runs, f"col{i}") for i in range(len(RATES))]
+        pair_ids = [_submit(sandbox, diagnostic_runs, f"coldiag{i}") for i in range(2)]
         total = runs * len(RATES) + 2 * diagnostic_runs
         if not wait_until(
-            lambda: stack.sim_stats().get("runsByStatus", {}).get("PROCESSED", 0) >= total, timeout=900
+            lambda: sim_stats(simulator).get("runsByStatus", {}).get("PROCESSED", 0) >= total, timeout=900
         ):
             raise RuntimeError("Extend (simulator) did not finish processing the batches")
         module = pipeline.modules["results"]
@@ -129,7 +124,7 @@ def run(quick: bool) -> Section:
             settings = base_settings.model_copy(update={"read_rate_limit": rate})
             os.environ[SETTINGS_ENV] = settings.to_env_json()
             module.runtime.cache_clear()
-            _configure(stack, rate)
+            _configure(simulator, rate)
             message = {
                 "MessageId": str(uuid.uuid4()),
                 "ReceiptHandle": "bench",
@@ -137,12 +132,12 @@ def run(quick: bool) -> Section:
                 "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
             }
             event = {"Records": [sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:bench-results")]}
-            before = stack.sim_stats()
+            before = sim_stats(simulator)
             with GetTimes() as times:
                 started = time.perf_counter()
                 response = module.lambda_handler(event, LambdaContext("batchdrop-results", 900))
                 elapsed = time.perf_counter() - started
-            after = stack.sim_stats()
+            after = sim_stats(simulator)
             if response.get("batchItemFailures"):
                 raise RuntimeError(f"the results handler failed the collection request at {rate:g} GET/s")
             submission = pipeline.runtime("results").batches.by_batch_id(batch_id)
@@ -166,8 +161,8 @@ def run(quick: bool) -> Section:
         copies = [
             Runtime(settings=settings.to_run_settings(), resources=Resources.from_env()) for _ in pair_ids
         ]
-        _configure(stack, rate)
-        before = stack.sim_stats()
+        _configure(simulator, rate)
+        before = sim_stats(simulator)
         with GetTimes() as times:
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=2) as pool:
@@ -188,7 +183,7 @@ def run(quick: bool) -> Section:
                 time.sleep(0.1)
                 done = [copies[0].batches.by_batch_id(b) for b in pair_ids]
             elapsed = time.perf_counter() - started
-        after = stack.sim_stats()
+        after = sim_stats(simulator)
         results.append(
             {
                 "label": f"two copies at once, two batches, {rate:g} GET/s",
@@ -204,7 +199,7 @@ def run(quick: bool) -> Section:
         )
         progress(f"  two collections at once: {elapsed:.1f}s for 2 x {diagnostic_runs} runs")
     finally:
-        stack.stop()
+        sandbox.stop()
 
     section.setup = (
         f"{len(RATES)} batches of {runs} runs (one per rate) and one of {diagnostic_runs}, submitted through "

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from bench.common import Row, Section, Table, verdict
+from bench.report import Row, Section, Table, verdict
 
 MILLION = 1_000_000
 

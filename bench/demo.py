@@ -11,7 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Row, Section, progress, verdict
+from bench.console import progress
+from bench.report import Row, Section, verdict
 
 DEMO_FILES = 2500
 TARGET_SECONDS = 90.0

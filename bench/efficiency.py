@@ -3,356 +3,151 @@ submissions, against ⌈N_route/1000⌉ (I2) and against the naive design "submi
 invocation receives", fed the very same S3 notifications and driven by the same event-source emulation.
 
 The same run gives metric 4's latency under load: from the arrival of a route's kx1000-th file to the POST
-of its k-th batch.
+of its k-th batch. The run itself is ``bench.pipeline_run``, the naive design ``bench.naive``; this module
+turns what they measured into the section.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import boto3
-import httpx
-
 from batchdrop_core import timeutil
-from batchdrop_core.dynamo import from_item, scan_all, scan_items
-from batchdrop_core.s3events import parse_notification
-from bench.common import (
-    ROUTES,
-    SINK,
-    RequestCounter,
-    Row,
-    Section,
-    Table,
-    count_runtime_requests,
-    fmt_seconds,
-    item_size,
-    make_files,
-    make_settings,
-    percentile,
-    progress,
-    stack_visibility,
-    uploader,
-    verdict,
-    wait_until,
+from bench.console import progress
+from bench.harness import ESM_BATCH_SIZE, ESM_POLLERS, ESM_WINDOW_SECONDS, ROUTES, make_files
+from bench.pipeline_run import (
+    MAX_WAIT_SECONDS,
+    PATTERN,
+    PAUSE_SECONDS,
+    RECONCILE_INTERVAL,
+    SWEEP_INTERVAL,
+    TRICKLE_FILES_PER_SECOND,
+    PipelineRun,
+    UploadAlone,
+    run_pipeline,
+    upload_alone,
 )
-from sandbox.aws import REGION, MotoServer, provision, queue_depth
-from sandbox.lambda_runtime import SqsEventSource
-
-# The stack's event source mapping for intake (stacks/constants.py): batch 1000, 5 s window, 5 pollers
-# (the SQS event source starts with five and INTAKE_MAX_CONCURRENCY caps it there).
-ESM_BATCH_SIZE = 1000
-ESM_WINDOW_SECONDS = 5.0
-ESM_POLLERS = 5
-MAX_WAIT_SECONDS = 900  # longer than any route's arrival span here, so I2 promises ⌈N/1000⌉
-TRICKLE_FILES_PER_SECOND = 20.0
-PAUSE_SECONDS = 4.0
-# The flush sweep and the reconciler run every minute and every 5 minutes on AWS; the sandbox's defaults
-# (2 s, 10 s) make moto answer a dozen GSI queries a second, each of which scans the whole Files table in
-# moto, which slows everything else in a 10,000-file run. These are closer to AWS and still short.
-SWEEP_INTERVAL = 10.0
-RECONCILE_INTERVAL = 30.0
+from bench.report import Row, Section, Table, fmt_seconds, verdict
+from bench.stats import percentile
 
 FULL_COUNTS = {"invoices": 4500, "documents": 3300, "packets": 2200}  # 10,000 (issue 8)
 QUICK_COUNTS = {"invoices": 150, "documents": 90, "packets": 60}
-# (kind, share of the files): bursts go as fast as the uploaders can, trickles at a steady slow rate,
-# with pauses between phases so the pollers fall idle, as between real drops.
-PATTERN = [("burst", 0.30), ("trickle", 0.05), ("burst", 0.40), ("trickle", 0.05), ("burst", 0.20)]
 
 
-class NaiveSubmitter:
-    """The naive design's handler: every SQS-triggered invocation submits what it received, one batch per
-    route (routes never mix), split at 1,000. It counts and sizes those batches; it does not POST them,
-    so Extend's behaviour cannot change what is counted."""
+@dataclass
+class Submissions:
+    """The batches each design sent (batchdrop's as Extend received them), by route."""
 
-    def __init__(self, settings: Any) -> None:
-        self.settings = settings
-        self.batches: list[tuple[str, int]] = []
-        self._lock = threading.Lock()
+    sizes: dict[str, list[int]]  # batchdrop's batch sizes
+    created: dict[str, list[str]]  # and when Extend received each
+    sent: Counter[str]  # batches each file went in, by file id
+    naive_sizes: dict[str, list[int]]
+    all_naive: list[int]  # every naive batch's size, in the order they were cut
 
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        by_route: Counter[str] = Counter()
-        for record in event["Records"]:
-            for created in parse_notification(record["body"]).objects:
-                route = self.settings.route_for_key(created.key)
-                if route is not None:
-                    by_route[route.name] += 1
-        with self._lock:
-            for route, count in by_route.items():
-                for start in range(0, count, ESM_BATCH_SIZE):
-                    self.batches.append((route, min(ESM_BATCH_SIZE, count - start)))
-        return {"batchItemFailures": []}
-
-
-def _add_naive_queue(deployment: Any) -> str:
-    """A second queue that S3 notifies of every object created in the drop bucket (moto delivers each
-    notification to both queues, so both designs see the same arrivals at the same moment)."""
-    session = deployment.session
-    sqs, s3 = session.client("sqs"), session.client("s3")
-    url = sqs.create_queue(QueueName="bench-naive-arrivals", Attributes={"VisibilityTimeout": "60"})[
-        "QueueUrl"
-    ]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bucket = deployment.resources.drop_bucket
-    config = s3.get_bucket_notification_configuration(Bucket=bucket)
-    config.pop("ResponseMetadata", None)
-    config.setdefault("QueueConfigurations", []).append(
-        {"Id": "naive", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}
-    )
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
-    return url
-
-
-def _queue_empty(sqs: Any, url: str) -> bool:
-    return queue_depth(sqs, url) == 0
-
-
-def _arrive(deployment: Any, files: list[Any], pause: float) -> list[tuple[str, float, int]]:
-    """Upload the files in the PATTERN; returns (phase, seconds, files) per phase."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    put = uploader(deployment)
-    phases = []
-    position = 0
-    for index, (kind, share) in enumerate(PATTERN):
-        count = len(files) - position if index == len(PATTERN) - 1 else round(len(files) * share)
-        chunk = files[position : position + count]
-        position += count
-        started = time.perf_counter()
-        if kind == "burst":
-            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload") as pool:
-                list(pool.map(put, chunk))
-        else:
-            for i, sample in enumerate(chunk):
-                put(sample)
-                delay = started + (i + 1) / TRICKLE_FILES_PER_SECOND - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-        phases.append((kind, time.perf_counter() - started, len(chunk)))
-        progress(f"  {kind} of {len(chunk)} files in {phases[-1][1]:.1f}s")
-        if index < len(PATTERN) - 1:
-            time.sleep(pause)
-    return phases
-
-
-def _timed(function: Any, name: str, durations: dict[str, list[float]]) -> Any:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            durations[name].append(time.perf_counter() - started)
-
-    return wrapper
-
-
-def _terminal(client: Any, table: str) -> int:
-    """Files recorded by finished batches (a small Scan of the Batches table)."""
-    done = 0
-    for values in scan_all(client, TableName=table):
-        if values.get("state") in ("COMPLETED", "FAILED"):
-            done += int(values.get("processedCount") or 0) + int(values.get("failedCount") or 0)
-    return done
-
-
-def _size_bins(sizes: list[int]) -> list[list[str]]:
-    bins = [(1, 1), (2, 9), (10, 99), (100, 499), (500, 999), (1000, 1000)]
-    rows = []
-    for low, high in bins:
-        inside = [s for s in sizes if low <= s <= high]
-        label = str(low) if low == high else f"{low}-{high}"
-        rows.append([label, str(len(inside)), f"{sum(inside):,}"])
-    return rows
+    @property
+    def ours_total(self) -> int:
+        return sum(len(v) for v in self.sizes.values())
 
 
 def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str, Any]]:
     """The combined run: metric 1's figures, plus the data metric 6 (and so 7) and metric 4 use."""
-    from sandbox.local import Sandbox, SandboxOptions
-
-    counts = QUICK_COUNTS if quick else FULL_COUNTS
-    if files_wanted:
-        whole = sum(FULL_COUNTS.values())
-        counts = {route: round(n * files_wanted / whole) for route, n in FULL_COUNTS.items()}
+    counts = _counts(quick, files_wanted)
     pause = 2.0 if quick else PAUSE_SECONDS
     total = sum(counts.values())
     section = Section("efficiency", "1. Batch efficiency")
     files = make_files(counts, seed=11)
 
     progress(f"pipeline run: baseline, the arrival pattern of {total} files against moto alone")
-    moto = MotoServer().start()
-    moto.use_in_this_process()
-    try:
-        alone = provision(
-            make_settings("http://127.0.0.1:9"),
-            name_prefix="upl",
-            session=boto3.session.Session(region_name=REGION),
-        )
-        # No notifications: an unconsumed queue of 10,000 notifications slows moto's SendMessage (and so
-        # every upload) and would flatter the ratio; in the pipeline run the queue is drained as it fills.
-        alone.session.client("s3").put_bucket_notification_configuration(
-            Bucket=alone.resources.drop_bucket, NotificationConfiguration={}
-        )
-        cpu = moto.cpu_seconds()
-        started = time.perf_counter()
-        alone_phases = _arrive(alone, files, pause)
-        upload_alone = time.perf_counter() - started
-        upload_cpu = moto.cpu_seconds() - cpu
-    finally:
-        moto.stop()
-
+    alone = upload_alone(files, pause)
     progress(f"pipeline run: {total} files through the sandbox, bursts and trickles, naive design alongside")
-    counter = RequestCounter()
-    durations: dict[str, list[float]] = defaultdict(list)
-    log_bytes_before = SINK.mark()[0]
-    options = SandboxOptions(
-        routes=ROUTES,
-        settings={"maxWaitSeconds": MAX_WAIT_SECONDS, "readRateLimit": 1000, "orphanGraceSeconds": 30},
-        read_rps=0,
-        files_per_minute=0,
-        intake_pollers=ESM_POLLERS,
-        sweep_interval=SWEEP_INTERVAL,
-        reconcile_interval=RECONCILE_INTERVAL,
-        name_prefix="run",
-    )
-    real_utc_now = timeutil.utc_now
-    naive_source = None
-    with count_runtime_requests(counter):
-        sandbox = Sandbox(options).start()
-        try:
-            pipeline = sandbox.pipeline
-            pipeline.intake.window = ESM_WINDOW_SECONDS  # the stack's batching window
-            for name, module in pipeline.modules.items():
-                if module is not None:
-                    counter.name(pipeline.runtime(name), name)
-            counter.name(pipeline.sqs, "event-sources")
-            counter.hook(pipeline.sqs, pipeline.sqs)
-            for name in ("intake", "submitter", "results"):
-                source = getattr(pipeline, name)
-                source.handler = _timed(source.handler, name, durations)
-            pipeline.webhook = _timed(pipeline.webhook, "webhook", durations)
-            pipeline.schedule = _timed(pipeline.schedule, "reconciler", durations)
-            deployment = sandbox.deployment
-            stack_visibility(deployment)
-            naive_url = _add_naive_queue(deployment)
-            naive = NaiveSubmitter(sandbox.settings)
-            naive_sqs = deployment.session.client("sqs")
-            naive_source = SqsEventSource(
-                naive_sqs,
-                naive_url,
-                naive,
-                function_name="bench-naive-submitter",
-                batch_size=ESM_BATCH_SIZE,
-                window=ESM_WINDOW_SECONDS,
-            )
-            naive_source.start(pollers=ESM_POLLERS)
-            stats = sandbox.simulator.stats
-            ddb = deployment.session.client("dynamodb")
-            cpu = sandbox.moto.cpu_seconds()
-            started_at = datetime.now(UTC)
-            started = time.perf_counter()
-            phases = _arrive(deployment, files, pause)
-            arrival_span = time.perf_counter() - started
-            sqs = deployment.session.client("sqs")
-            wait_until(
-                lambda: _queue_empty(sqs, deployment.arrivals_queue_url) and _queue_empty(sqs, naive_url),
-                timeout=3600,
-                interval=1.0,
-            )
-            time.sleep(ESM_WINDOW_SECONDS + 1)
-            intake_done = time.perf_counter() - started
-            progress(f"  pipeline run: intake done after {intake_done:.0f}s; waiting for the full batches")
-            full_batches = sum(n // 1000 for n in counts.values())
-            wait_until(lambda: stats.get("batches") >= full_batches, timeout=3600, interval=2.0)
-            time.sleep(SWEEP_INTERVAL * 2)
-            # The remainders wait for maxWaitSeconds: move the pipeline's clock past it instead of idling.
-            fast_forward = time.perf_counter() - started
-            timeutil.utc_now = lambda: real_utc_now() + timedelta(seconds=MAX_WAIT_SECONDS + 1)
-            deadline = time.perf_counter() + 3600
-            last_report = time.perf_counter()
-            while time.perf_counter() < deadline:
-                done = _terminal(ddb, deployment.resources.batches_table)
-                if done >= total:
-                    break
-                if time.perf_counter() - last_report > 60:
-                    last_report = time.perf_counter()
-                    progress(f"  pipeline run: {done}/{total} terminal after {last_report - started:.0f}s")
-                time.sleep(2.0)
-            elapsed = time.perf_counter() - started
-            e2e_cpu = sandbox.moto.cpu_seconds() - cpu
-            timeutil.utc_now = real_utc_now
-            naive_source.stop()
-            batches = httpx.get(f"{sandbox.simulator.base_url}/_sim/batches", timeout=120).json()["batches"]
-            statuses = sandbox.count_files()
-            raw_items = list(scan_items(ddb, TableName=deployment.resources.files_table))
-            files_table = [from_item(i) for i in raw_items]
-            file_bytes = [item_size(i) for i in raw_items]
-            del raw_items
-            raw_batches = list(scan_items(ddb, TableName=deployment.resources.batches_table))
-            batch_bytes = [item_size(i) for i in raw_batches]
-            submissions = [from_item(i) for i in raw_batches]
-            sim_stats = stats.snapshot()
-            invocations = {n: getattr(pipeline, n).invocations for n in ("intake", "submitter", "results")}
-            intake_sizes = list(pipeline.intake.batch_sizes)
-        finally:
-            timeutil.utc_now = real_utc_now
-            if naive_source is not None:
-                naive_source.stop()
-            sandbox.stop()
-    log_bytes = SINK.mark()[0] - log_bytes_before
-    expected = sum(math.ceil(n / 1000) for n in counts.values())
+    measured = run_pipeline(files, counts, pause)
 
+    submitted = _submissions(measured)
+    arrivals = _arrivals(measured.files_table)
+    waits = _full_batch_waits(arrivals, submitted.created)
+    section.setup = _setup(counts, pause, measured)
+    section.rows = _rows(counts, submitted)
+    section.tables = _tables(counts, submitted)
+    # Metric 4 under load, before the last row (every file in exactly one batch)
+    section.rows[-1:-1] = latency_rows(
+        {"full_batch_waits": waits, "note": f"{len(waits)} full batches of this run"}
+    )
+    section.notes = _notes(quick, total, measured, submitted, arrivals)
+    latency = {
+        "full_batch_waits": waits,
+        "counts": counts,
+        "note": f"{len(waits)} full batches of the {total:,}-file run of metric 1",
+    }
+    section.data = {
+        "naive_batch_sizes": submitted.all_naive,
+        "naive_submissions": len(submitted.all_naive),
+        "naive_invocations": measured.naive_invocations,
+        "ours_submissions": submitted.ours_total,
+        "files": total,
+        "latency_under_load": latency,
+    }
+    run_data = _run_data(counts, alone, measured)
+    expected = sum(math.ceil(n / 1000) for n in counts.values())
+    progress(
+        f"efficiency: batchdrop {submitted.ours_total} submissions (ideal {expected}), "
+        f"naive {len(submitted.all_naive)}"
+    )
+    return section, {"latency": latency, "run": run_data, "efficiency": section.data}
+
+
+def _counts(quick: bool, files_wanted: int | None) -> dict[str, int]:
+    """Files per route: the full or quick sizes, or ``--files`` shared out as the full sizes are."""
+    counts = QUICK_COUNTS if quick else FULL_COUNTS
+    if files_wanted:
+        whole = sum(FULL_COUNTS.values())
+        counts = {route: round(n * files_wanted / whole) for route, n in FULL_COUNTS.items()}
+    return counts
+
+
+def _submissions(measured: PipelineRun) -> Submissions:
     route_of_processor = {r["processorId"]: r["name"] for r in ROUTES}
     sizes: dict[str, list[int]] = defaultdict(list)
     created: dict[str, list[str]] = defaultdict(list)
     sent: Counter[str] = Counter()
-    for batch in batches:
+    for batch in measured.batches:
         route = route_of_processor[batch["processor"]["id"]]
         sizes[route].append(batch["runCount"])
         created[route].append(batch["createdAt"])
         for item in batch["inputs"]:
             sent[item["metadata"]["batchdrop"]["fileId"]] += 1
     naive_sizes: dict[str, list[int]] = defaultdict(list)
-    for route, size in naive.batches:
+    for route, size in measured.naive_batches:
         naive_sizes[route].append(size)
+    return Submissions(sizes, created, sent, naive_sizes, [s for _, s in measured.naive_batches])
 
-    rows = []
-    for route, n in counts.items():
-        ideal = math.ceil(n / 1000)
-        ours, theirs = len(sizes[route]), len(naive_sizes[route])
-        rows.append(
-            [
-                route,
-                f"{n:,}",
-                str(ideal),
-                str(ours),
-                f"{ours / ideal:.2f}",
-                ", ".join(str(s) for s in sorted(sizes[route], reverse=True)),
-                str(theirs),
-                f"{theirs / ideal:.1f}",
-            ]
-        )
-    ours_total = sum(len(v) for v in sizes.values())
-    naive_total = len(naive.batches)
-    all_naive = [s for _, s in naive.batches]
-    exactly_once = len(sent) == total and max(sent.values(), default=0) == 1
 
-    section.setup = (
+def _setup(counts: dict[str, int], pause: float, measured: PipelineRun) -> str:
+    total = sum(counts.values())
+    return (
         f"{total:,} files ({', '.join(f'{r} {n:,}' for r, n in counts.items())}) uploaded in "
-        f"{len(PATTERN)} phases ({', '.join(f'{k} {c:,} files in {s:.0f} s' for k, s, c in phases)}; "
+        f"{len(PATTERN)} phases "
+        f"({', '.join(f'{k} {c:,} files in {s:.0f} s' for k, s, c in measured.phases)}; "
         f"trickles at {TRICKLE_FILES_PER_SECOND:.0f} files/s, {pause:.0f} s pauses), arrival span "
-        f"{arrival_span:.0f} s. Both designs get the same S3 notifications (two queues on the drop bucket) "
-        f"and the stack's event source settings: batch {ESM_BATCH_SIZE}, window {ESM_WINDOW_SECONDS:.0f} s, "
-        f"{ESM_POLLERS} parallel pollers. batchdrop: the whole sandbox (`sandbox.local.Sandbox`: every "
-        f"handler, one submitter poller, sweep every {SWEEP_INTERVAL:.0f} s, Extend simulator processing "
-        f"and sending webhooks), maxWaitSeconds {MAX_WAIT_SECONDS}; the same run is metric 6. Naive: a bench "
-        "handler that counts the batches each invocation would submit (one per route, ≤1000); it does not "
-        "POST them."
+        f"{measured.arrival_span:.0f} s. Both designs get the same S3 notifications (two queues on the drop "
+        f"bucket) and the stack's event source settings: batch {ESM_BATCH_SIZE}, window "
+        f"{ESM_WINDOW_SECONDS:.0f} s, {ESM_POLLERS} parallel pollers. batchdrop: the whole sandbox "
+        f"(`sandbox.local.Sandbox`: every handler, one submitter poller, sweep every {SWEEP_INTERVAL:.0f} s, "
+        f"Extend simulator processing and sending webhooks), maxWaitSeconds {MAX_WAIT_SECONDS}; the same run "
+        "is metric 6. Naive: a bench handler that counts the batches each invocation would submit (one per "
+        "route, ≤1000); it does not POST them."
     )
-    section.rows = [
+
+
+def _rows(counts: dict[str, int], submitted: Submissions) -> list[Row]:
+    total = sum(counts.values())
+    expected = sum(math.ceil(n / 1000) for n in counts.values())
+    sizes, sent, all_naive = submitted.sizes, submitted.sent, submitted.all_naive
+    ours_total, naive_total = submitted.ours_total, len(all_naive)
+    exactly_once = len(sent) == total and max(sent.values(), default=0) == 1
+    return [
         Row(
             "submissions, all routes",
             str(ours_total),
@@ -395,7 +190,27 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
             verdict(exactly_once),
         ),
     ]
-    section.tables = [
+
+
+def _tables(counts: dict[str, int], submitted: Submissions) -> list[Table]:
+    sizes, naive_sizes = submitted.sizes, submitted.naive_sizes
+    per_route = []
+    for route, n in counts.items():
+        ideal = math.ceil(n / 1000)
+        ours, theirs = len(sizes[route]), len(naive_sizes[route])
+        per_route.append(
+            [
+                route,
+                f"{n:,}",
+                str(ideal),
+                str(ours),
+                f"{ours / ideal:.2f}",
+                ", ".join(str(s) for s in sorted(sizes[route], reverse=True)),
+                str(theirs),
+                f"{theirs / ideal:.1f}",
+            ]
+        )
+    return [
         Table(
             "Per route",
             [
@@ -408,7 +223,7 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
                 "naive",
                 "naive ratio",
             ],
-            rows,
+            per_route,
         ),
         Table(
             "Batch size distribution (submissions by size)",
@@ -420,15 +235,37 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
                     count,
                     files,
                 ]
-                for label, count, files in _size_bins(all_naive)
+                for label, count, files in _size_bins(submitted.all_naive)
             ],
         ),
     ]
 
-    # Metric 4 under load: arrival of the kx1000-th file of a route → POST of the route's k-th batch.
+
+def _size_bins(sizes: list[int]) -> list[list[str]]:
+    bins = [(1, 1), (2, 9), (10, 99), (100, 499), (500, 999), (1000, 1000)]
+    rows = []
+    for low, high in bins:
+        inside = [s for s in sizes if low <= s <= high]
+        label = str(low) if low == high else f"{low}-{high}"
+        rows.append([label, str(len(inside)), f"{sum(inside):,}"])
+    return rows
+
+
+def _in(label: str, size: int) -> bool:
+    low, _, high = label.partition("-")
+    return int(low) <= size <= int(high or low)
+
+
+def _arrivals(files_table: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """When each file was taken in (``arrivedAt``), by route."""
     arrivals: dict[str, list[str]] = defaultdict(list)
     for values in files_table:
         arrivals[values["route"]].append(values["arrivedAt"])
+    return arrivals
+
+
+def _full_batch_waits(arrivals: dict[str, list[str]], created: dict[str, list[str]]) -> list[float]:
+    """Metric 4 under load: arrival of the kx1000-th file of a route → POST of the route's k-th batch."""
     waits = []
     for route, stamps in arrivals.items():
         stamps.sort()
@@ -440,9 +277,16 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
                         timeutil.parse_iso(posts[k - 1]) - timeutil.parse_iso(stamps[k * 1000 - 1])
                     ).total_seconds()
                 )
-    section.rows[-1:-1] = latency_rows(
-        {"full_batch_waits": waits, "note": f"{len(waits)} full batches of this run"}
-    )
+    return waits
+
+
+def _notes(
+    quick: bool,
+    total: int,
+    measured: PipelineRun,
+    submitted: Submissions,
+    arrivals: dict[str, list[str]],
+) -> list[str]:
     spans = {
         route: (timeutil.parse_iso(max(s)) - timeutil.parse_iso(min(s))).total_seconds()
         for route, s in arrivals.items()
@@ -457,74 +301,61 @@ def run(quick: bool, files_wanted: int | None = None) -> tuple[Section, dict[str
             "for `make bench` on 2 shared cores. `python -m bench --files 10000` runs the issue's size."
         ]
     )
-    section.notes = [
+    invocations = measured.invocations
+    naive_total, ours_total = len(submitted.all_naive), submitted.ours_total
+    return [
         *size_note,
         f"Every route's files were taken in (arrivedAt) within {max(spans.values()):.0f} s of each other, "
         f"under maxWaitSeconds = {MAX_WAIT_SECONDS} s, so I2 promises exactly ⌈N/1000⌉ submissions. "
-        f"The intake finished {intake_done:.0f} s after the first upload and the full batches were out "
-        f"after {fast_forward:.0f} s. Once only remainders (< 1000 per route) were waiting, the pipeline's "
-        f"clock "
+        f"The intake finished {measured.intake_done:.0f} s after the first upload and the full batches were "
+        f"out after {measured.fast_forward:.0f} s. Once only remainders (< 1000 per route) were waiting, the "
+        f"pipeline's clock "
         f"(`batchdrop_core.timeutil.utc_now`) was moved {MAX_WAIT_SECONDS} s ahead so the sweep sent them at "
         "once instead of idling; partial-batch timing with a real clock is in metric 4.",
-        f"The naive design sent {naive_total} batches for {ours_total} needed: each of the {ESM_POLLERS} "
-        f"pollers builds its own batch within the {ESM_WINDOW_SECONDS:.0f} s window, so a burst is split "
-        "between them and a trickle becomes a stream of small batches; every small batch is one more "
-        "Extend submission, webhook and results collection.",
-        f"Intake invocations: batchdrop {invocations['intake']} (median {percentile(intake_sizes, 50):.0f} "
-        f"records), submitter invocations {invocations['submitter']}; naive invocations "
-        f"{naive_source.invocations}.",
+        f"The naive design sent {naive_total} batches for {ours_total} needed: each of "
+        f"the {ESM_POLLERS} pollers builds its own batch within the {ESM_WINDOW_SECONDS:.0f} s window, so a "
+        "burst is split between them and a trickle becomes a stream of small batches; every small batch is "
+        "one more Extend submission, webhook and results collection.",
+        f"Intake invocations: batchdrop {invocations['intake']} (median "
+        f"{percentile(measured.intake_sizes, 50):.0f} records), submitter invocations "
+        f"{invocations['submitter']}; naive invocations {measured.naive_invocations}.",
     ]
-    latency = {
-        "full_batch_waits": waits,
+
+
+def _run_data(counts: dict[str, int], alone: UploadAlone, measured: PipelineRun) -> dict[str, Any]:
+    """What metrics 6 (throughput) and 7 (cost) take from the run."""
+    file_bytes, batch_bytes = measured.file_bytes, measured.batch_bytes
+    return {
+        "files": sum(counts.values()),
         "counts": counts,
-        "note": f"{len(waits)} full batches of the {total:,}-file run of metric 1",
-    }
-    section.data = {
-        "naive_batch_sizes": all_naive,
-        "naive_submissions": naive_total,
-        "naive_invocations": naive_source.invocations,
-        "ours_submissions": ours_total,
-        "files": total,
-        "latency_under_load": latency,
-    }
-    run_data = {
-        "files": total,
-        "counts": counts,
-        "requests": counter,
-        "durations": {k: list(v) for k, v in durations.items()},
-        "invocations": {**invocations, "webhook": len(durations["webhook"])},
-        "sim": sim_stats,
-        "log_bytes": log_bytes,
+        "requests": measured.counter,
+        "durations": {k: list(v) for k, v in measured.durations.items()},
+        "invocations": {**measured.invocations, "webhook": len(measured.durations["webhook"])},
+        "sim": measured.sim_stats,
+        "log_bytes": measured.log_bytes,
         "file_item_bytes": sum(file_bytes) / max(1, len(file_bytes)),
         "batch_item_bytes": sum(batch_bytes) / max(1, len(batch_bytes)),
-        "submissions": sum(1 for b in submissions if b.get("state") in ("COMPLETED", "FAILED")),
-        "statuses": dict(statuses),
-        "upload_alone": upload_alone,
-        "upload_cpu": upload_cpu,
-        "alone_phases": alone_phases,
-        "phases": phases,
-        "elapsed": elapsed,
-        "e2e_cpu": e2e_cpu,
-        "fast_forward": fast_forward,
-        "intake_done": intake_done,
-        "offsets": {"arrivedAt": _last_offset(files_table, "arrivedAt", started_at)},
-        "arrival_span": arrival_span,
+        "submissions": sum(1 for b in measured.submissions if b.get("state") in ("COMPLETED", "FAILED")),
+        "statuses": dict(measured.statuses),
+        "upload_alone": alone.seconds,
+        "upload_cpu": alone.moto_cpu,
+        "alone_phases": alone.phases,
+        "phases": measured.phases,
+        "elapsed": measured.elapsed,
+        "e2e_cpu": measured.e2e_cpu,
+        "fast_forward": measured.fast_forward,
+        "intake_done": measured.intake_done,
+        "offsets": {"arrivedAt": _last_offset(measured.files_table, "arrivedAt", measured.started_at)},
+        "arrival_span": measured.arrival_span,
         "max_wait": MAX_WAIT_SECONDS,
         "sweep": SWEEP_INTERVAL,
         "reconcile": RECONCILE_INTERVAL,
     }
-    progress(f"efficiency: batchdrop {ours_total} submissions (ideal {expected}), naive {naive_total}")
-    return section, {"latency": latency, "run": run_data, "efficiency": section.data}
 
 
 def _last_offset(items: list[dict[str, Any]], field: str, started_at: datetime) -> float:
     stamps = [timeutil.parse_iso(i[field]) for i in items if i.get(field)]
     return (max(stamps) - started_at).total_seconds() if stamps else float("nan")
-
-
-def _in(label: str, size: int) -> bool:
-    low, _, high = label.partition("-")
-    return int(low) <= size <= int(high or low)
 
 
 def latency_rows(latency: dict[str, Any]) -> list[Row]:

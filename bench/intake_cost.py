@@ -9,22 +9,12 @@ import math
 import time
 from typing import Any
 
-from bench.common import (
-    DYNAMO_WRITES,
-    RequestCounter,
-    Row,
-    Section,
-    count_runtime_requests,
-    item_size,
-    make_files,
-    progress,
-    ratio_summary,
-    self_cpu_seconds,
-    start_stack,
-    summarize,
-    upload_all,
-    verdict,
-)
+from bench.console import progress
+from bench.harness import hand_driven_sandbox, make_files, upload_all
+from bench.report import Row, Section, Table, verdict
+from bench.request_counter import DYNAMO_WRITES, RequestCounter, count_runtime_requests
+from bench.stats import ratio_summary, self_cpu_seconds, summarize
+from bench.writeunits import item_size
 from sandbox.lambda_runtime import LambdaContext, sqs_record
 
 FULL_RECORDS = 1000
@@ -52,15 +42,16 @@ def run(quick: bool) -> Section:
     records = QUICK_RECORDS if quick else FULL_RECORDS
     section = Section("intake", "2. Intake cost")
     counter = RequestCounter()
-    stack = start_stack("intake")
+    sandbox = hand_driven_sandbox("intake", intake_window=0.5)
     try:
         with count_runtime_requests(counter):
-            pipeline = stack.start_pipeline(intake_window=0.5, counter=counter)
+            pipeline = sandbox.start().pipeline
+            counter.name_pipeline(pipeline)
             files = make_files({"invoices": records * (repetitions + 1)}, seed=21)
             progress(f"intake: uploading {len(files)} files")
-            upload_all(stack.deployment, files)
-            sqs = stack.deployment.session.client("sqs")
-            messages = _receive_all(sqs, stack.deployment.arrivals_queue_url, len(files))
+            upload_all(sandbox.deployment, files)
+            sqs = sandbox.deployment.session.client("sqs")
+            messages = _receive_all(sqs, sandbox.deployment.arrivals_queue_url, len(files))
             if len(messages) < len(files):
                 raise RuntimeError(f"only {len(messages)} of {len(files)} notifications arrived")
             arn = pipeline.intake.queue_arn
@@ -90,11 +81,11 @@ def run(quick: bool) -> Section:
 
                 def handler_run(rep: int = rep) -> None:
                     before = counter.by_service("intake")
-                    cpu, mine = stack.moto_cpu, self_cpu_seconds()
+                    cpu, mine = sandbox.moto.cpu_seconds(), self_cpu_seconds()
                     started = time.perf_counter()
                     response = handler(events[rep + 1], LambdaContext("batchdrop-intake", 60))
                     handler_seconds.append(time.perf_counter() - started)
-                    moto_cpu["handler"].append(stack.moto_cpu - cpu)
+                    moto_cpu["handler"].append(sandbox.moto.cpu_seconds() - cpu)
                     own_cpu["handler"].append(self_cpu_seconds() - mine)
                     if response.get("batchItemFailures"):
                         raise RuntimeError(f"intake reported failures: {response['batchItemFailures'][:3]}")
@@ -108,7 +99,7 @@ def run(quick: bool) -> Section:
                         item = dict(item)
                         item["fileKey"] = {"S": f"baseline-{rep}/{item['fileKey']['S']}"}
                         items.append(item)
-                    cpu, mine = stack.moto_cpu, self_cpu_seconds()
+                    cpu, mine = sandbox.moto.cpu_seconds(), self_cpu_seconds()
                     started = time.perf_counter()
                     for item in items:
                         ddb.put_item(
@@ -117,7 +108,7 @@ def run(quick: bool) -> Section:
                             ConditionExpression="attribute_not_exists(fileKey)",
                         )
                     baseline_seconds.append(time.perf_counter() - started)
-                    moto_cpu["baseline"].append(stack.moto_cpu - cpu)
+                    moto_cpu["baseline"].append(sandbox.moto.cpu_seconds() - cpu)
                     own_cpu["baseline"].append(self_cpu_seconds() - mine)
 
                 order = (handler_run, baseline_run) if rep % 2 == 0 else (baseline_run, handler_run)
@@ -128,7 +119,7 @@ def run(quick: bool) -> Section:
                     f"baseline {baseline_seconds[-1]:.2f}s"
                 )
     finally:
-        stack.stop()
+        sandbox.stop()
 
     ratio = ratio_summary(handler_seconds, baseline_seconds)
     handler = summarize(handler_seconds)
@@ -209,9 +200,7 @@ def run(quick: bool) -> Section:
     return section
 
 
-def _requests_table(per_file: dict[tuple[str, str], float]) -> Any:
-    from bench.common import Table
-
+def _requests_table(per_file: dict[tuple[str, str], float]) -> Table:
     rows = [[svc, op, f"{v:.3f}"] for (svc, op), v in sorted(per_file.items()) if v]
     return Table("Handler requests per file (last repetition)", ["service", "operation", "per file"], rows)
 

@@ -15,17 +15,20 @@ from batchdrop_core import submit, timeutil
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.extend import ExtendClient
 from batchdrop_core.tracking import FileStore
-from bench.common import (
-    Row,
-    Section,
+from bench.console import progress
+from bench.efficiency import latency_rows
+from bench.harness import (
+    ESM_POLLERS,
+    ESM_WINDOW_SECONDS,
+    hand_driven_sandbox,
     make_files,
-    progress,
-    start_stack,
-    summarize,
+    sim_batches,
+    sim_stats,
     upload_all,
     wait_until,
 )
-from bench.efficiency import ESM_POLLERS, ESM_WINDOW_SECONDS, latency_rows
+from bench.report import Row, Section
+from bench.stats import summarize
 
 SWEEP_INTERVAL = 2.0
 FULL = {"batch": 1000, "partial": 150, "max_wait": 10, "repetitions": 3}
@@ -64,9 +67,10 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
     size, partial, max_wait = plan["batch"], plan["partial"], plan["max_wait"]
     section = Section("latency", "4. Drop-to-submit latency")
     # Extend never finishes these batches, so room for all of them: this measures latency, not the bound.
-    stack = start_stack(
+    sandbox = hand_driven_sandbox(
         "lat",
-        sim={"files_per_minute": 0.001},
+        intake_window=ESM_WINDOW_SECONDS,
+        files_per_minute=0.001,
         maxWaitSeconds=max_wait,
         maxBatchSize=size,
         maxFilesAtExtend=100_000,
@@ -79,7 +83,8 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
     batch_counts: list[int] = []  # batches per repetition (2 expected: one full, one partial)
     sweeper: threading.Thread | None = None
     try:
-        pipeline = stack.start_pipeline(intake_window=ESM_WINDOW_SECONDS)
+        pipeline = sandbox.start().pipeline
+        deployment, simulator = sandbox.deployment, sandbox.simulator
         pipeline.intake.start(pollers=ESM_POLLERS)
         pipeline.submitter.start(pollers=1)
 
@@ -92,21 +97,21 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
 
         sweeper = threading.Thread(target=sweeps, name="bench-sweeps", daemon=True)
         sweeper.start()
-        ddb = stack.deployment.session.client("dynamodb")
+        ddb = deployment.session.client("dynamodb")
         with _phase_timer(records):
             for rep in range(plan["repetitions"]):
                 tag = f"lat{rep}"
-                before = stack.sim_stats()["counters"]["batches"]
+                before = sim_stats(simulator)["counters"]["batches"]
                 records.clear()
                 # One after the other, so neither waits behind the other's submission.
                 for route, count, seed in (("invoices", size, 40), ("documents", partial, 50)):
-                    upload_all(stack.deployment, make_files({route: count}, seed=seed + rep, tag=tag))
+                    upload_all(deployment, make_files({route: count}, seed=seed + rep, tag=tag))
                     # Wait for this route's batch by its processor (a count of batches would also be met
                     # by a second batch of the other route).
                     prefix = "ex" if route == "invoices" else "cl"
                     if not wait_until(
                         lambda prefix=prefix, before=before: any(
-                            b["processor"]["id"].startswith(prefix) for b in stack.sim_batches()[before:]
+                            b["processor"]["id"].startswith(prefix) for b in sim_batches(simulator)[before:]
                         ),
                         timeout=300,
                         interval=0.5,
@@ -114,12 +119,12 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
                         raise RuntimeError(
                             f"the {route} batch of a latency repetition did not go out in 300 s"
                         )
-                batches = stack.sim_batches()[before:]
+                batches = sim_batches(simulator)[before:]
                 items = [
                     i
                     for i in scan_all(
                         ddb,
-                        TableName=stack.deployment.resources.files_table,
+                        TableName=deployment.resources.files_table,
                         ProjectionExpression="fileKey, #r, arrivedAt, queuedAt",
                         ExpressionAttributeNames={"#r": "route"},
                     )
@@ -157,7 +162,7 @@ def run(quick: bool, shared: dict[str, Any]) -> Section:
         stop.set()
         if sweeper is not None:
             sweeper.join(timeout=60)  # a sweep in hand finishes before moto server stops
-        stack.stop()
+        sandbox.stop()
 
     full_s, partial_s = summarize(full_waits), summarize(partial_waits)
     section.setup = (

@@ -1,14 +1,52 @@
-"""docs/benchmarks.md from the sections of one run."""
+"""docs/benchmarks.md: the sections the metrics report (figures, tables, notes), and the page written from
+the sections of one run."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-from bench.common import Row, Section, Table
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
+
+
+@dataclass
+class Row:
+    figure: str
+    value: str
+    baseline: str = "—"
+    ratio: str = "—"
+    target: str = "—"
+    met: str = "—"
+
+
+@dataclass
+class Table:
+    caption: str
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    setup: str = ""
+    rows: list[Row] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # what later metrics (the cost model) reuse
+    seconds: float = 0.0
+
+
+def verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+def fmt_seconds(value: float) -> str:
+    return f"{value:.1f} s" if value >= 10 else f"{value:.2f} s"
 
 
 def _cell(text: str) -> str:

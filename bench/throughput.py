@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Row, Section, Table, fmt_seconds, verdict
+from bench.report import Row, Section, Table, fmt_seconds, verdict
 
 TARGET = 3.0  # 10,000 files end to end within three times the same uploads to moto alone
 

@@ -3,7 +3,8 @@
 moto server (its own process) stands in for AWS, the Extend simulator for Extend (or a real Extend API
 when a URL and key are given), and the real handlers run under the local Lambda runtime: SQS event
 source mappings with parallel pollers, an HTTP endpoint that plays API Gateway for the webhook, and the
-two schedules. Used by ``make demo``, the end-to-end tests, the reliability runs and the benchmarks.
+two schedules. Used by ``make demo``, the end-to-end and CLI tests, the reliability runs and the
+benchmarks; the CLI tests and most benchmarks turn its background work off and drive the pipeline by hand.
 """
 
 from __future__ import annotations
@@ -49,14 +50,24 @@ class SandboxOptions:
     reconcile_interval: float = 10.0  # seconds between reconciler runs (every 5 minutes on AWS)
     intake_pollers: int | None = None  # default: the mapping's maximum concurrency (as on AWS)
     results_pollers: int | None = None
-    intake_window: float = INTAKE_BATCHING_WINDOW_SECONDS  # the pollers' batching window (the stack's)
+    # Intake's batching window (the stack's): its pollers', or drain()'s when the pipeline is driven by hand
+    intake_window: float = INTAKE_BATCHING_WINDOW_SECONDS
     name_prefix: str = "batchdrop"
+    webhook_secret: str | None = None  # default: a fresh one each run
+    queue_visibility: dict[str, int] = field(default_factory=dict)  # seconds by queue (sandbox.aws.provision)
+    # What runs by itself. Whoever drives the pipeline by hand (drain(), pump(), pollers of its own), as the
+    # CLI tests and most benchmarks do, turns these off so that nothing else is at work meanwhile.
+    background: bool = True  # the pollers and the schedules
+    webhooks: bool = True  # the API Gateway stand-in, and the simulator delivering webhooks to it
+    inbox: bool = True  # a queue subscribed to the topic (notifications_queue_url)
 
 
 class Sandbox:
-    def __init__(self, options: SandboxOptions) -> None:
+    def __init__(self, options: SandboxOptions, moto: MotoServer | None = None) -> None:
+        """``moto``: a running server to provision in (a test suite shares one), left running at stop."""
         self.options = options
-        self.moto = MotoServer()
+        self.moto = moto or MotoServer()
+        self._owns_moto = moto is None
         self.simulator: Any = None
         self.webhook_server: Any = None
         self.deployment: Deployment | None = None
@@ -86,24 +97,26 @@ class Sandbox:
         warnings.filterwarnings("ignore", message="No application metrics to publish")
 
         opts = self.options
-        self.moto.start()
-        self._forget_moto = interrupt.on_force(self._kill_moto)
+        if self._owns_moto:
+            self.moto.start()
+            self._forget_moto = interrupt.on_force(self.moto.kill)
         # Remember what the process pointed boto3 at before, so stop() can put it back (a test suite
         # runs a sandbox between tests that use their own moto server).
         self._saved_env = {name: os.environ.get(name) for name in self.moto.environment()}
         self.moto.use_in_this_process()
         # The webhook endpoint must exist before the simulator (which delivers to it), and the handler it
         # serves exists only once the pipeline has set the functions' environment: resolve it late.
-        self.webhook_server = ApiGatewayServer(
-            lambda event, context: self.pipeline.webhook(event, context)
-        ).start()
-        webhook_secret = f"wss_sandbox_{secrets.token_hex(12)}"
+        if opts.webhooks:
+            self.webhook_server = ApiGatewayServer(
+                lambda event, context: self.pipeline.webhook(event, context)
+            ).start()
+        webhook_secret = opts.webhook_secret or f"wss_sandbox_{secrets.token_hex(12)}"
         api_key = opts.api_key or SANDBOX_API_KEY
         extend_url = opts.extend_url
         if extend_url is None:
             self.simulator = ExtendSimulator(
                 api_key=api_key,
-                webhook_url=self.webhook_url,
+                webhook_url=self.webhook_url,  # None: no deliveries
                 webhook_secret=webhook_secret,
                 files_per_minute=opts.files_per_minute,
                 read_rps=opts.read_rps,
@@ -120,9 +133,20 @@ class Sandbox:
             api_key=api_key,
             webhook_secret=webhook_secret,
             session=boto3.session.Session(region_name=REGION),
+            visibility_seconds=opts.queue_visibility,
         )
-        self.notifications_queue_url = subscribe_queue_to_topic(self.deployment, f"{opts.name_prefix}-inbox")
-        self.pipeline = LocalPipeline(self.settings, self.deployment)
+        if opts.inbox:
+            self.notifications_queue_url = subscribe_queue_to_topic(
+                self.deployment, f"{opts.name_prefix}-inbox"
+            )
+        self.pipeline = LocalPipeline(self.settings, self.deployment, intake_window=opts.intake_window)
+        if opts.background:
+            self._run_in_background()
+        return self
+
+    def _run_in_background(self) -> None:
+        """The event sources' pollers and the schedules, as Lambda and EventBridge run them on AWS."""
+        opts = self.options
         # The stack's batching window: each intake invocation asks for a flush of every route it saw, and
         # with 0.5 s windows a 2,500-file upload made ~330 flush requests, handled one at a time per route.
         self.pipeline.intake.start(pollers=opts.intake_pollers, window=opts.intake_window)
@@ -131,7 +155,6 @@ class Sandbox:
             self.pipeline.results.start(pollers=opts.results_pollers)
         self._scheduler = threading.Thread(target=self._run_schedules, name="schedules", daemon=True)
         self._scheduler.start()
-        return self
 
     def stop(self, grace: float = STOP_GRACE_SECONDS, *, survey: bool | None = None) -> StopReport:
         """Stop in order: the pollers and schedules take no new work and get ``grace`` seconds (in all) to
@@ -175,7 +198,8 @@ class Sandbox:
             self.simulator.stop()
         if self._forget_moto:
             self._forget_moto()
-        self.moto.stop()
+        if self._owns_moto:
+            self.moto.stop()
         for name, value in getattr(self, "_saved_env", {}).items():
             if value is None:
                 os.environ.pop(name, None)
@@ -199,11 +223,6 @@ class Sandbox:
                 report.webhooks_pending = self.simulator.webhooks.pending()
         except Exception as exc:  # noqa: BLE001 - a stop must go on; the report says what it could not count
             report.survey_error = f"{type(exc).__name__}: {exc}"[:200]
-
-    def _kill_moto(self) -> None:
-        process = getattr(self.moto, "_process", None)
-        if process is not None and process.poll() is None:
-            process.kill()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -230,8 +249,9 @@ class Sandbox:
 
     # -- what a user needs to reach it -----------------------------------------------------------------
     @property
-    def webhook_url(self) -> str:
-        return f"{self.webhook_server.url}{WEBHOOK_PATH}"
+    def webhook_url(self) -> str | None:
+        """Where Extend delivers webhooks; None when this sandbox serves none (``webhooks=False``)."""
+        return f"{self.webhook_server.url}{WEBHOOK_PATH}" if self.webhook_server is not None else None
 
     def endpoints(self) -> dict[str, Any]:
         """The endpoints file the CLI reads with ``--sandbox PATH`` (format: batchdrop_cli.targets)."""

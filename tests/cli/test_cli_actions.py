@@ -10,11 +10,10 @@ import pytest
 
 from batchdrop_cli import actions
 from batchdrop_core.tracking import FileStatus, TrackedFile
-from tests.cli.conftest import Sandbox
-from tests.conftest import sim_batches
+from tests.helpers import CliSandbox, sim_batches
 
 
-def submitted_files(sandbox: Sandbox, keys: list[str]) -> list[TrackedFile]:
+def submitted_files(sandbox: CliSandbox, keys: list[str]) -> list[TrackedFile]:
     """Upload ``keys`` to the invoices route and flush them into one submission."""
     sandbox.upload(keys)
     sandbox.pipeline.pump()
@@ -23,7 +22,7 @@ def submitted_files(sandbox: Sandbox, keys: list[str]) -> list[TrackedFile]:
     return [sandbox.rt.files.versions(sandbox.drop_bucket, key)[0] for key in keys]
 
 
-def fail(sandbox: Sandbox, tracked: TrackedFile, reason: str) -> None:
+def fail(sandbox: CliSandbox, tracked: TrackedFile, reason: str) -> None:
     assert sandbox.rt.files.record_outcome(
         tracked,
         tracked.submission_id or "",
@@ -34,13 +33,13 @@ def fail(sandbox: Sandbox, tracked: TrackedFile, reason: str) -> None:
     )
 
 
-def current(sandbox: Sandbox, tracked: TrackedFile) -> TrackedFile:
+def current(sandbox: CliSandbox, tracked: TrackedFile) -> TrackedFile:
     found = sandbox.rt.files.get(tracked.bucket, tracked.key, tracked.version_id)
     assert found is not None
     return found
 
 
-def test_retry_requeues_failed_files_by_reason_and_by_batch(sandbox: Sandbox) -> None:
+def test_retry_requeues_failed_files_by_reason_and_by_batch(sandbox: CliSandbox) -> None:
     # Given a batch of three where two runs failed, for different reasons
     ok, internal, unsupported = submitted_files(
         sandbox, ["invoices/x-1.pdf", "invoices/x-2.pdf", "invoices/x-3.pdf"]
@@ -80,7 +79,7 @@ def test_retry_requeues_failed_files_by_reason_and_by_batch(sandbox: Sandbox) ->
     assert "No FAILED files match" in sandbox.run("retry").stdout
 
 
-def test_redrive_moves_dead_letters_back_to_their_queues(sandbox: Sandbox) -> None:
+def test_redrive_moves_dead_letters_back_to_their_queues(sandbox: CliSandbox) -> None:
     # Given a poison flush request and a results message in their DLQs
     sqs = sandbox.deployment.session.client("sqs")
     dlqs = sandbox.deployment.dlq_urls
@@ -116,7 +115,7 @@ def test_redrive_moves_dead_letters_back_to_their_queues(sandbox: Sandbox) -> No
     ]
 
 
-def test_backfill_tracks_existing_objects_once(sandbox: Sandbox) -> None:
+def test_backfill_tracks_existing_objects_once(sandbox: CliSandbox) -> None:
     # Given objects that arrived while the bucket sent no notifications (a bucket filled before deployment)
     s3 = sandbox.deployment.session.client("s3")
     s3.put_bucket_notification_configuration(Bucket=sandbox.drop_bucket, NotificationConfiguration={})
@@ -154,7 +153,7 @@ def test_backfill_tracks_existing_objects_once(sandbox: Sandbox) -> None:
     assert "under no route" in sandbox.fails("backfill", "misc/")
 
 
-def test_register_webhook_stores_the_signing_secret_and_never_prints_it(sandbox: Sandbox) -> None:
+def test_register_webhook_stores_the_signing_secret_and_never_prints_it(sandbox: CliSandbox) -> None:
     secrets = sandbox.deployment.session.client("secretsmanager")
     secret_id = sandbox.deployment.resources.webhook_secret
     before = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
@@ -171,7 +170,7 @@ def test_register_webhook_stores_the_signing_secret_and_never_prints_it(sandbox:
     assert "pass --url" in sandbox.fails("register-webhook")
 
 
-def test_demo_delegates_to_the_demo_module(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_delegates_to_the_demo_module(sandbox: CliSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
 
     def fake_call(argv: list[str], **_: Any) -> int:

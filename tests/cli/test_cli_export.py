@@ -8,10 +8,10 @@ from pathlib import Path
 
 from batchdrop_core.timeutil import now_iso
 from batchdrop_core.tracking import BatchState, FileStatus
-from tests.cli.conftest import Sandbox
+from tests.helpers import CliSandbox
 
 
-def finished_batch(sandbox: Sandbox, route: str, keys: list[str]) -> str:
+def finished_batch(sandbox: CliSandbox, route: str, keys: list[str]) -> str:
     """Files of ``route`` submitted in one batch, the first PROCESSED, the others FAILED; the batch done."""
     sandbox.upload(keys)
     sandbox.pipeline.pump()
@@ -38,7 +38,7 @@ def finished_batch(sandbox: Sandbox, route: str, keys: list[str]) -> str:
     return sid
 
 
-def test_export_writes_one_row_per_file_per_batch_and_resumes(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_export_writes_one_row_per_file_per_batch_and_resumes(sandbox: CliSandbox, tmp_path: Path) -> None:
     invoices = finished_batch(sandbox, "invoices", ["invoices/e-1.pdf", "invoices/e-2.pdf"])
     documents = finished_batch(sandbox, "documents", ["documents/d-1.txt"])
     sandbox.upload(["invoices/still-queued.pdf"])  # not in a finished batch: not exported
@@ -76,7 +76,7 @@ def test_export_writes_one_row_per_file_per_batch_and_resumes(sandbox: Sandbox, 
     assert sandbox.json("export", str(tmp_path / "none"), "--since", "2999-01-01")["batches"] == 0
 
 
-def test_export_refuses_a_batch_that_is_not_finished(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_export_refuses_a_batch_that_is_not_finished(sandbox: CliSandbox, tmp_path: Path) -> None:
     sandbox.upload(["invoices/open.pdf"])
     sandbox.pipeline.pump()
     sandbox.json("flush", "invoices")

@@ -12,13 +12,13 @@ import pytest
 from batchdrop_cli import app
 from sandbox.apigw import ApiGatewayServer
 from sandbox.local import WEBHOOK_PATH
-from tests.cli.conftest import Sandbox, runner
+from tests.helpers import CliSandbox, runner
 
 GENERATED_PLACEHOLDER = "Q2v9kLr0yTz3PaX8mWn5bCe1"  # what a CDK-generated secret holds before setup
 
 
 @pytest.fixture
-def deployed(sandbox: Sandbox) -> Iterator[Sandbox]:
+def deployed(sandbox: CliSandbox) -> Iterator[CliSandbox]:
     """The sandbox as `cdk deploy` leaves it: a webhook API that answers, secrets still placeholders."""
     with ApiGatewayServer(sandbox.pipeline.webhook).start() as gateway:
         document = json.loads(sandbox.path.read_text())
@@ -33,7 +33,7 @@ def deployed(sandbox: Sandbox) -> Iterator[Sandbox]:
         yield sandbox
 
 
-def run(sandbox: Sandbox, *args: str, stdin: str | None = None) -> Any:
+def run(sandbox: CliSandbox, *args: str, stdin: str | None = None) -> Any:
     return runner.invoke(app, ["--sandbox", str(sandbox.path), *args], input=stdin, env={"COLUMNS": "200"})
 
 
@@ -49,7 +49,7 @@ def checks(result: Any) -> dict[str, list[dict[str, Any]]]:
     return by_check
 
 
-def test_setup_then_doctor_is_healthy_and_a_revoked_key_is_named(deployed: Sandbox) -> None:
+def test_setup_then_doctor_is_healthy_and_a_revoked_key_is_named(deployed: CliSandbox) -> None:
     # Before setup, doctor names both secrets and the command that sets them
     before = run(deployed, "doctor", "--json")
     assert before.exit_code == 3
@@ -94,7 +94,7 @@ def test_setup_then_doctor_is_healthy_and_a_revoked_key_is_named(deployed: Sandb
     assert "Extend refused the API key" in revoked.stdout and "setup --replace-key" in revoked.stdout
 
 
-def test_doctor_names_a_missing_processor_a_blocked_route_and_dead_letters(deployed: Sandbox) -> None:
+def test_doctor_names_a_missing_processor_a_blocked_route_and_dead_letters(deployed: CliSandbox) -> None:
     assert run(deployed, "setup", "--api-key-stdin", stdin=f"{deployed.sim.api_key}\n").exit_code == 0
     deployed.sim.configure(refused_processors=["cl_doctype_test"])
     rt = deployed.rt
@@ -114,7 +114,7 @@ def test_doctor_names_a_missing_processor_a_blocked_route_and_dead_letters(deplo
     assert "batchdrop redrive --queue arrivals" in found["arrivals DLQ"][0]["fix"]
 
 
-def test_setup_without_a_terminal_or_stdin_says_how_to_pass_the_key(deployed: Sandbox) -> None:
+def test_setup_without_a_terminal_or_stdin_says_how_to_pass_the_key(deployed: CliSandbox) -> None:
     result = run(deployed, "setup")  # the test runner's stdin is not a terminal
     assert result.exit_code == 1 and "--api-key-stdin" in result.stderr
     assert "start with 'sk_'" in run(deployed, "setup", "--api-key-stdin", stdin="not-a-key").stderr

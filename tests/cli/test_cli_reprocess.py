@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 from batchdrop_core.tracking import FileStatus, TrackedFile
-from tests.cli.conftest import Sandbox
-from tests.conftest import EXAMPLE_ROUTES, make_settings, sim_batches
+from tests.helpers import EXAMPLE_ROUTES, CliSandbox, make_settings, sim_batches
 
 
-def test_a_file_rejected_before_its_route_existed_is_queued_on_it_once(sandbox: Sandbox) -> None:
+def test_a_file_rejected_before_its_route_existed_is_queued_on_it_once(sandbox: CliSandbox) -> None:
     # Given a file dropped under no route: REJECTED NO_ROUTE
     sandbox.upload(["receipts/r-1.pdf"])
     sandbox.pipeline.pump()
@@ -54,7 +53,7 @@ def test_a_file_rejected_before_its_route_existed_is_queued_on_it_once(sandbox: 
     assert "No REJECTED files match" in sandbox.run("reprocess").stdout
 
 
-def test_a_file_extend_refused_goes_through_once_more_and_reaches_extend(sandbox: Sandbox) -> None:
+def test_a_file_extend_refused_goes_through_once_more_and_reaches_extend(sandbox: CliSandbox) -> None:
     # Given a file REJECTED at submission because Extend refused it as an input (since fixed at Extend)
     sandbox.upload(["invoices/p-1.pdf"])
     sandbox.pipeline.pump()
@@ -78,7 +77,7 @@ def test_a_file_extend_refused_goes_through_once_more_and_reaches_extend(sandbox
     assert (again["matched"], again["queued"]) == (0, 0)
 
 
-def test_reprocess_refuses_what_it_cannot_find(sandbox: Sandbox) -> None:
+def test_reprocess_refuses_what_it_cannot_find(sandbox: CliSandbox) -> None:
     assert "needs KEYs or --prefix" in sandbox.fails("reprocess", "--status", "PROCESSED")
     assert "no tracked file" in sandbox.fails("reprocess", "invoices/never.pdf")
     assert "unknown route 'nope'" in sandbox.fails("reprocess", "--route", "nope")

@@ -11,7 +11,7 @@ import pytest
 
 from batchdrop_cli import app
 from sandbox.aws import REGION
-from tests.cli.conftest import Sandbox, invoke, runner
+from tests.helpers import CliSandbox, invoke, runner
 
 
 def user_error(*args: str) -> str:
@@ -21,7 +21,7 @@ def user_error(*args: str) -> str:
     return result.stderr
 
 
-def test_bad_input_gets_advice_and_exit_code_1(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_bad_input_gets_advice_and_exit_code_1(sandbox: CliSandbox, tmp_path: Path) -> None:
     message = sandbox.fails("file", "invoices/never-dropped.pdf")
     assert f"no tracked file s3://{sandbox.drop_bucket}/invoices/never-dropped.pdf" in message
     assert "batchdrop backfill" in message
@@ -46,7 +46,7 @@ def test_a_missing_stack_says_how_to_deploy_or_where_else_to_look(moto_server: o
 
 
 def test_a_deployed_stack_is_read_from_its_outputs_and_cdk_json(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: CliSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the two stacks' outputs (as `cdk deploy` creates them) naming the sandbox's resources
     resources, dlqs = sandbox.deployment.resources, sandbox.deployment.dlq_urls

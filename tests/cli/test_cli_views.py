@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 from batchdrop_core.tracking import FileStatus
-from tests.cli.conftest import Sandbox
-from tests.conftest import sim_batches
+from tests.helpers import CliSandbox, sim_batches
 
 
-def test_status_file_and_batch_follow_files_through_a_flush(sandbox: Sandbox) -> None:
+def test_status_file_and_batch_follow_files_through_a_flush(sandbox: CliSandbox) -> None:
     # Given five invoices, two documents and an empty invoice, all tracked but waiting for maxWaitSeconds
     sandbox.upload([f"invoices/a-{i}.pdf" for i in range(5)])
     sandbox.upload(["documents/d-0.txt", "documents/d-1.txt"])
@@ -68,7 +67,7 @@ def test_status_file_and_batch_follow_files_through_a_flush(sandbox: Sandbox) ->
     assert sorted(b["runCount"] for b in sim_batches(sandbox.sim)) == [2, 5]
 
 
-def test_results_prints_the_stored_result_and_explains_a_missing_one(sandbox: Sandbox) -> None:
+def test_results_prints_the_stored_result_and_explains_a_missing_one(sandbox: CliSandbox) -> None:
     # Given a submitted file whose outcome was recorded with a result object, and one that failed
     sandbox.upload(["invoices/r-0.pdf", "invoices/r-1.pdf"])
     sandbox.pipeline.pump()

@@ -10,13 +10,13 @@ import pytest
 
 from batchdrop_cli import waiting
 from batchdrop_core.tracking import BatchState, FileStatus
-from tests.cli.conftest import Sandbox
+from tests.helpers import CliSandbox
 
 QUICK = ("--timeout", "0.3", "--interval", "0.1")
 
 
 def test_wait_exits_2_naming_what_is_pending_then_0_once_it_is_done(
-    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    sandbox: CliSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = "invoices/w-1.pdf"
     sandbox.upload([key])
@@ -70,6 +70,6 @@ def test_wait_exits_2_naming_what_is_pending_then_0_once_it_is_done(
     assert sandbox.json("wait", *QUICK)["done"] is True  # every route: nothing queued or in flight
 
 
-def test_wait_refuses_an_unknown_route_or_batch(sandbox: Sandbox) -> None:
+def test_wait_refuses_an_unknown_route_or_batch(sandbox: CliSandbox) -> None:
     assert "unknown route 'nope'" in sandbox.fails("wait", "--route", "nope")
     assert "no batch 'bpr_nope'" in sandbox.fails("wait", "--batch", "bpr_nope")

@@ -12,7 +12,7 @@ from typing import Any
 from batchdrop_core import deployspec
 from sandbox.aws import Deployment
 from sandbox.pipeline import LocalPipeline, handler_environment
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:

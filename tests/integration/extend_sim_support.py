@@ -167,10 +167,6 @@ def counters(sim: ExtendSimulator) -> dict[str, int]:
     return httpx.get(sim.base_url + "/_sim/stats").json()["counters"]
 
 
-def deliveries(sim: ExtendSimulator) -> list[dict]:
-    return httpx.get(sim.base_url + "/_sim/webhooks").json()["deliveries"]
-
-
 def batch_runs_ids(sim: ExtendSimulator, batch_id: str) -> list[str]:
     batches = httpx.get(sim.base_url + "/_sim/batches").json()["batches"]
     return next(b["runIds"] for b in batches if b["id"] == batch_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -13,63 +12,23 @@ import httpx
 import pytest
 
 from batchdrop_core import timeutil
-from batchdrop_core.dynamo import scan_all
 from batchdrop_core.intake import RejectReason
-from batchdrop_core.tracking import BatchState, FileStatus, with_derived_names
+from batchdrop_core.tracking import BatchState, FileStatus
 from sandbox.aws import Deployment, drain_notifications, subscribe_queue_to_topic
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import EXAMPLE_ROUTES, make_settings, sim_batches
-
-
-def upload(deployment: Deployment, keys: list[str], body: bytes | None = None, **extra: Any) -> None:
-    s3 = deployment.session.client("s3")
-    bucket = deployment.resources.drop_bucket
-
-    def put(key: str) -> None:
-        s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=body if body is not None else f"Invoice Number: {key}".encode(),
-            **extra,
-        )
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(put, keys))
-
-
-def all_files(pipeline: LocalPipeline) -> list[dict[str, Any]]:
-    rt = pipeline.runtime("intake")
-    client = rt.client("dynamodb")
-    return [with_derived_names(v) for v in scan_all(client, TableName=rt.resources.files_table)]
-
-
-def all_submissions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
-    rt = pipeline.runtime("intake")
-    return list(scan_all(rt.client("dynamodb"), TableName=rt.resources.batches_table))
-
-
-def batch_file_ids(batch: dict[str, Any]) -> list[str]:
-    return [i["metadata"]["batchdrop"]["fileId"] for i in batch["inputs"]]
-
-
-def assert_each_file_in_exactly_one_batch(batches: list[dict[str, Any]], files: list[dict[str, Any]]) -> None:
-    seen = Counter(fid for b in batches for fid in batch_file_ids(b))
-    assert max(seen.values(), default=1) == 1, "a file was sent in two batches"
-    expected = {f["fileId"] for f in files if f["status"] != FileStatus.REJECTED}
-    assert set(seen) == expected
+from tests.helpers import (
+    EXAMPLE_ROUTES,
+    all_files,
+    all_submissions,
+    assert_each_file_in_exactly_one_batch,
+    batch_file_ids,
+    sim_batches,
+    upload,
+)
 
 
 def sns_messages(deployment: Deployment, queue_url: str) -> list[dict[str, Any]]:
     return [n.message for n in drain_notifications(deployment, queue_url)]
-
-
-@pytest.fixture
-def pipeline_factory(deployment: Deployment, extend_sim: Any):
-    def build(**overrides: Any) -> LocalPipeline:
-        settings = make_settings(extend_sim.base_url, **overrides)
-        return LocalPipeline(settings, deployment, intake_window=0.3)
-
-    return build
 
 
 # 2,800 files through moto take about two minutes on an idle 2-core machine; allow for a busy one.

@@ -13,6 +13,7 @@ import pytest
 
 from batchdrop_core.extend.signing import verify
 from sandbox.extend_sim.webhooks import sign, signature_headers
+from tests.helpers import deliveries
 from tests.integration.extend_sim_support import (
     HEADERS,
     INVOICE,
@@ -22,7 +23,6 @@ from tests.integration.extend_sim_support import (
     batch_runs_ids,
     client,
     counters,
-    deliveries,
     submit,
     wait_batch,
     wait_for,

@@ -15,9 +15,7 @@ from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.tracking import BatchState, FileStatus
 from sandbox.aws import Deployment
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import make_settings, sim_batches
-from tests.integration.test_accumulator import all_files, all_submissions, upload
-from tests.integration.test_results import wait_until_finished
+from tests.helpers import all_files, all_submissions, make_settings, sim_batches, upload, wait_until_finished
 
 
 @pytest.fixture

@@ -21,17 +21,16 @@ from batchdrop_core.tracking import BatchState, FileStatus
 from sandbox.aws import subscribe_queue_to_topic
 from sandbox.lambda_runtime import LambdaContext
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import EXAMPLE_ROUTES, sim_batches
-from tests.integration import test_webhook
-from tests.integration.test_accumulator import all_files, upload
-from tests.integration.test_results import (
+from tests.helpers import (
+    EXAMPLE_ROUTES,
+    all_files,
     assert_bucket_and_table_agree,
     notifications,
+    sim_batches,
     submissions,
+    upload,
     wait_until_finished,
 )
-
-env = test_webhook.env  # the fixture: a local API Gateway in front of the webhook handler, a simulator
 
 
 def dlq_depth(env: SimpleNamespace, name: str) -> int:

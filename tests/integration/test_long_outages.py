@@ -20,8 +20,7 @@ from batchdrop_core.sweep import sweep
 from batchdrop_core.tracking import FileStatus
 from sandbox.aws import Deployment
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import EXAMPLE_ROUTES, make_settings, sim_batches
-from tests.integration.test_accumulator import upload
+from tests.helpers import EXAMPLE_ROUTES, make_settings, sim_batches, upload
 
 GOOD_KEY = "sk_test_not_a_real_key"
 SWEEP_SECONDS = 60

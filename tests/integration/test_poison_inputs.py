@@ -14,11 +14,12 @@ from batchdrop_core.extend import ExtendClient, ExtendRejectedError
 from batchdrop_core.tracking import FileStatus
 from sandbox.aws import Deployment
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import make_settings, sim_batches
-from tests.integration.test_accumulator import (
+from tests.helpers import (
     all_files,
     all_submissions,
     assert_each_file_in_exactly_one_batch,
+    make_settings,
+    sim_batches,
     upload,
 )
 

@@ -20,35 +20,22 @@ from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.reconcile import reconcile
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile, new_submission_id
-from sandbox.aws import Deployment, drain_notifications, subscribe_queue_to_topic
-from sandbox.pipeline import LocalPipeline
-from tests.conftest import make_settings, sim_batches
-from tests.integration.test_accumulator import all_files, upload
+from sandbox.aws import Deployment, subscribe_queue_to_topic
+from tests.helpers import (
+    all_files,
+    assert_bucket_and_table_agree,
+    notifications,
+    request_collection_of_all,
+    sim_batches,
+    submissions,
+    upload,
+    wait_until_finished,
+)
 
 INVOICE = "INVOICE\nInvoice Number: {n}\nTotal: {n}.50\n"
 
 
-# -- helpers shared with test_webhook.py ---------------------------------------------------------------
-
-
-def wait_until_finished(sim: Any, batches: int | None = None, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Every batch at the simulator is over and every webhook delivery settled."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = sim_batches(sim)
-        stats = httpx.get(f"{sim.base_url}/_sim/stats", timeout=10).json()
-        over = all(b["status"] in ("PROCESSED", "FAILED") for b in found)
-        if over and (batches is None or len(found) >= batches) and stats["webhooksPending"] == 0:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"batches not finished in {timeout}s: {sim_batches(sim)}")
-
-
-def request_collection_of_all(pipeline: LocalPipeline, sim: Any) -> None:
-    """What the webhooks would do; a batch asked for twice is a duplicate the worker must absorb."""
-    rt = pipeline.runtime("submitter")
-    for batch in sim_batches(sim):
-        rt.request_collection(CollectionRequest(batch["id"], source="test"))
+# -- helpers -----------------------------------------------------------------------------------------------
 
 
 def sim_stats(sim: Any) -> dict[str, Any]:
@@ -59,61 +46,10 @@ def ok_gets(stats: dict[str, Any], path: str) -> int:
     return stats["requests"].get(f"GET {path}", {}).get("200", 0)
 
 
-def result_objects(deployment: Deployment) -> dict[str, dict[str, Any]]:
-    """Every object under results/ with its JSON body and number of versions."""
-    s3 = deployment.session.client("s3")
-    bucket = deployment.resources.results_bucket
-    versions: Counter[str] = Counter()
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="results/"):
-        versions.update(v["Key"] for v in page.get("Versions", []))
-
-    def read(key: str) -> tuple[str, dict[str, Any]]:
-        body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        return key, {**body, "_versions": versions[key]}
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        return dict(pool.map(read, list(versions)))
-
-
 def manifest_lines(deployment: Deployment, submission: dict[str, Any]) -> list[dict[str, Any]]:
     s3 = deployment.session.client("s3")
     body = s3.get_object(Bucket=deployment.resources.results_bucket, Key=submission["manifestKey"])["Body"]
     return [json.loads(line) for line in body.read().decode().splitlines()]
-
-
-def assert_bucket_and_table_agree(pipeline: LocalPipeline, deployment: Deployment) -> list[dict[str, Any]]:
-    """For every file: PROCESSED ⇔ exactly one result object, written for that file and run."""
-    files = all_files(pipeline)
-    objects = result_objects(deployment)
-    expected_keys = set()
-    for f in files:
-        key = f"results/{f['key']}/{f['versionId']}.json"
-        if f["status"] == FileStatus.PROCESSED:
-            expected_keys.add(key)
-            assert f["resultKey"] == key
-            stored = objects[key]
-            assert stored["_versions"] == 1, f"result of {f['fileId']} written {stored['_versions']} times"
-            assert stored["id"] == f["runId"] and stored["status"] == "PROCESSED"
-            assert stored["batchdrop"]["fileId"] == f["fileId"]
-            assert stored["batchdrop"]["submissionId"] == f["submissionId"]
-            assert f["resultSummary"]
-        else:
-            assert key not in objects, f"{f['fileId']} is {f['status']} but has a result"
-    assert set(objects) == expected_keys
-    return files
-
-
-def submissions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
-    from batchdrop_core.dynamo import from_item
-
-    rt = pipeline.runtime("submitter")
-    page = rt.client("dynamodb").scan(TableName=rt.resources.batches_table, ConsistentRead=True)
-    return sorted((from_item(i) for i in page["Items"]), key=lambda s: s["createdAt"])
-
-
-def notifications(deployment: Deployment, queue_url: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
-    """(message, attributes) of every SNS message the subscribed queue received."""
-    return [(n.message, n.attributes) for n in drain_notifications(deployment, queue_url)]
 
 
 def seed_submitted_batch(rt: Runtime, route_name: str, texts: list[str]) -> Submission:
@@ -159,14 +95,6 @@ def seed_submitted_batch(rt: Runtime, route_name: str, texts: list[str]) -> Subm
     rt.batches.transition(sid, [BatchState.SUBMITTING], BatchState.SUBMITTED, submittedAt=now)
     submission.batch_id = batch.id
     return submission
-
-
-@pytest.fixture
-def pipeline_factory(deployment: Deployment, extend_sim: Any):
-    def build(**overrides: Any) -> LocalPipeline:
-        return LocalPipeline(make_settings(extend_sim.base_url, **overrides), deployment, intake_window=0.3)
-
-    return build
 
 
 # -- tests ----------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from http import HTTPStatus
@@ -27,51 +26,24 @@ from batchdrop_core.tables import STATE_LEADING_KEYS
 from batchdrop_core.tracking import BatchState, BatchStore, FileStatus
 from batchdrop_core.tracking import state as state_store
 from batchdrop_core.webhook import CLAIM_PENDING_SECONDS
-from sandbox.apigw import ApiGatewayServer, proxy_event
+from sandbox.apigw import proxy_event
 from sandbox.aws import Deployment, subscribe_queue_to_topic
-from sandbox.extend_sim import ExtendSimulator
 from sandbox.lambda_runtime import LambdaContext
+from sandbox.local import WEBHOOK_PATH as PATH
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import make_settings, sim_batches
-from tests.integration.test_accumulator import all_files, upload
-from tests.integration.test_results import (
+from tests.helpers import (
+    TEST_WEBHOOK_SECRET,
+    all_files,
     assert_bucket_and_table_agree,
+    deliveries,
     notifications,
+    sim_batches,
     submissions,
+    upload,
     wait_until_finished,
 )
 
-API_KEY = "sk_test_not_a_real_key"
-SECRET = "wss_test_not_a_real_secret_0000"  # what the deployment fixture stores in Secrets Manager
-PATH = "/webhooks/extend"
-
-
-@pytest.fixture
-def env(deployment: Deployment) -> Iterator[SimpleNamespace]:
-    """A local API Gateway in front of the webhook handler, and a simulator that delivers to it."""
-    holder: dict[str, LocalPipeline] = {}
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return holder["pipeline"].modules["webhook"].lambda_handler(event, context)
-
-    with ApiGatewayServer(handler) as gateway:
-        sim = ExtendSimulator(
-            api_key=API_KEY,
-            webhook_url=gateway.url + PATH,
-            webhook_secret=SECRET,
-            webhook_retry_delays=(0.1, 0.2, 0.5, 1.0),
-        ).start()
-
-        def build(**overrides: Any) -> LocalPipeline:
-            overrides.setdefault("readRateLimit", 200)  # the read rate is tested in test_results.py
-            pipeline = LocalPipeline(make_settings(sim.base_url, **overrides), deployment, intake_window=0.3)
-            holder["pipeline"] = pipeline
-            return pipeline
-
-        try:
-            yield SimpleNamespace(sim=sim, gateway=gateway, build=build, deployment=deployment)
-        finally:
-            sim.stop()
+SECRET = TEST_WEBHOOK_SECRET  # what the deployment fixture stores in Secrets Manager
 
 
 def post(env: SimpleNamespace, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -102,10 +74,6 @@ def state_items(deployment: Deployment) -> list[dict[str, Any]]:
     client = deployment.session.client("dynamodb")
     items = client.scan(TableName=deployment.resources.state_table, ConsistentRead=True)["Items"]
     return [i for i in items if i["pk"]["S"].startswith("WEBHOOK#")]
-
-
-def deliveries(sim: ExtendSimulator) -> list[dict[str, Any]]:
-    return httpx.get(f"{sim.base_url}/_sim/webhooks", timeout=10).json()["deliveries"]
 
 
 # -- the endpoint ---------------------------------------------------------------------------------------
@@ -439,6 +407,7 @@ def test_an_adopted_batch_without_its_id_and_without_a_webhook_is_collected_thro
 def test_a_webhook_before_the_batch_is_recorded_is_resolved_through_run_metadata(
     env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
     # Given a submitter that crashes right after Extend accepted the batch, and webhooks that carry
     # the batch as a signed data URL
     pipeline = env.build(maxWaitSeconds=1)

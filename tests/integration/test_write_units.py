@@ -19,7 +19,7 @@ from batchdrop_core.tracking import (
     FileStore,
     TrackedFile,
 )
-from bench.common import RequestCounter
+from bench.request_counter import RequestCounter
 from bench.writeunits import WriteUnitMeter, apply_update, item_size
 from sandbox.aws import Deployment
 
@@ -153,8 +153,8 @@ def test_the_benchmarks_request_counter_sees_every_client_a_runtime_makes(deploy
     # The webhook's enqueue asks for the fail-fast client (quick=True); a counting hook that dropped the
     # option made every webhook fail in the benchmark's pipeline run.
     from batchdrop_core.runtime import Runtime
-    from bench.common import count_runtime_requests
-    from tests.conftest import make_settings
+    from bench.request_counter import count_runtime_requests
+    from tests.helpers import make_settings
 
     counter = RequestCounter()
     rt = Runtime(

@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 from batchdrop_core import timeutil
 from sandbox.aws import REGION, MotoServer, provision
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import EXAMPLE_ROUTES, make_settings, sim_batches
-from tests.integration.test_accumulator import all_files
+from tests.helpers import EXAMPLE_ROUTES, TEST_API_KEY, all_files, make_settings, sim_batches
 
 BATCH_SIZE = 5
 MAX_WAIT = 60
@@ -70,7 +69,7 @@ def test_batch_cutting_is_a_partition(moto_server: MotoServer, extend_sim: Any, 
     deployment = provision(
         make_settings("http://127.0.0.1:9"),
         name_prefix=f"prop{next(_deployments)}",
-        api_key="sk_test_not_a_real_key",  # what the extend_sim fixture accepts
+        api_key=TEST_API_KEY,
         session=boto3.session.Session(region_name=REGION),
     )
     bucket = deployment.resources.drop_bucket

@@ -21,12 +21,18 @@ from sandbox.apigw import ApiGatewayServer, proxy_event
 from sandbox.aws import Deployment
 from sandbox.lambda_runtime import LambdaContext, sqs_record
 from sandbox.pipeline import LocalPipeline
-from tests.conftest import make_settings, sim_batches
-from tests.integration.test_accumulator import all_files
-from tests.integration.test_results import request_collection_of_all, result_objects, wait_until_finished
+from tests.helpers import (
+    TEST_API_KEY,
+    TEST_WEBHOOK_SECRET,
+    all_files,
+    make_settings,
+    request_collection_of_all,
+    result_objects,
+    sim_batches,
+    wait_until_finished,
+)
 
-SECRET = "wss_test_not_a_real_secret_0000"  # what the deployment fixture stores in Secrets Manager
-API_KEY = "sk_test_not_a_real_key"
+API_KEY, SECRET = TEST_API_KEY, TEST_WEBHOOK_SECRET  # what the fixtures use
 
 
 def exactly_1024_bytes(prefix: str, filler: str, suffix: str) -> str:
@@ -241,6 +247,7 @@ def test_validly_signed_webhooks_for_batches_that_are_not_batchdrops_record_noth
 def test_a_flood_of_forged_webhooks_is_refused_changes_nothing_and_costs_one_secret_read(
     deployment: Deployment, pipeline: LocalPipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
     # Given the webhook endpoint (the sandbox's API Gateway has no throttle: in AWS the stage throttle
     # refuses a flood beyond its rate before the function runs, see docs/reliability.md), and a count of
     # Secrets Manager reads that bypass the cache

@@ -4,6 +4,7 @@ wait have modules of their own)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import uuid
@@ -27,6 +28,7 @@ from batchdrop_core.s3events import ObjectCreated
 from batchdrop_core.tracking import FileStatus, TrackedFile, file_id
 
 OPERATOR_RETRY = "OPERATOR_RETRY"
+DEMO_PROG_ENV = "BATCHDROP_DEMO_PROG"  # the name the demo's --help gives itself
 
 
 # -- flush ------------------------------------------------------------------------------------------------
@@ -35,7 +37,10 @@ def flush(
     route: Annotated[str | None, typer.Argument(help="Route to flush (default: every route).")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Submit what is QUEUED now, partial batches included."""
+    """Submit what is QUEUED now, partial batches included.
+
+    Example: batchdrop flush invoices
+    """
     target = target_of(ctx)
     names = [check_route(target, route)] if route else [r.name for r in target.settings.routes]
     target.require("flush_queue_url")
@@ -59,7 +64,10 @@ def retry(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, change nothing.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Requeue FAILED files, then ask for a flush of each route that got files back."""
+    """Requeue FAILED files, then ask for a flush of each route that got files back.
+
+    Example: batchdrop retry --reason INTERNAL_ERROR --dry-run
+    """
     target = target_of(ctx)
     rt = target.runtime()
     if route:
@@ -141,7 +149,10 @@ def redrive(
     ] = QueueChoice.all,
     json_output: JsonOption = False,
 ) -> None:
-    """Move messages from dead-letter queues back to their source queues."""
+    """Move messages from dead-letter queues back to their source queues.
+
+    Example: batchdrop redrive --queue results
+    """
     target = target_of(ctx)
     sqs = target.runtime().client("sqs")
     names = list(target.queues) if queue is QueueChoice.all else [queue.value]
@@ -221,7 +232,10 @@ def backfill(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count new objects, change nothing.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Send objects already in the drop bucket through intake (with its dedupe), then request flushes."""
+    """Send objects already in the drop bucket through intake (with its dedupe), then request flushes.
+
+    Example: batchdrop backfill invoices/2026/ --dry-run
+    """
     target = target_of(ctx)
     rt = target.runtime()
     bucket = target.require("drop_bucket")
@@ -316,7 +330,11 @@ def register_webhook(
     name: Annotated[str, typer.Option(help="Name of the endpoint in Extend.")] = "batchdrop",
     json_output: JsonOption = False,
 ) -> None:
-    """Create the Extend webhook endpoint for batch events and store its signing secret."""
+    """Create the Extend webhook endpoint for batch events and store its signing secret (setup does this
+    once; run it to rotate the signing secret).
+
+    Example: batchdrop register-webhook --url https://abc123.execute-api.eu-west-1.amazonaws.com/prod/webhooks/extend
+    """
     target = target_of(ctx)
     target.require("api_key_secret")  # the Extend client reads the API key from it
     url = url or target.webhook_url
@@ -363,12 +381,17 @@ def create_webhook(target: Target, extend: Any, url: str, name: str) -> tuple[st
 
 # -- demo -------------------------------------------------------------------------------------------------
 def demo(ctx: typer.Context) -> None:
-    """Run the local demo (`python -m sandbox.demo`); every argument is passed on (try `demo --help`)."""
+    """Run the local demo (`python -m sandbox.demo`); every argument is passed on (try `demo --help`).
+
+    Example: batchdrop demo --files 500 --keep --endpoints /tmp/sandbox.json
+    """
     try:
         found = importlib.util.find_spec("sandbox.demo") is not None
     except ModuleNotFoundError:
         found = False
     if not found:
         raise UserError("the demo is not installed here (no sandbox.demo module); run `make demo` in a clone")
-    code = subprocess.call([sys.executable, "-m", "sandbox.demo", *ctx.args])  # noqa: S603 - our own module
+    # The demo's own --help then names this command rather than `make demo`.
+    env = {**os.environ, DEMO_PROG_ENV: "batchdrop demo"}
+    code = subprocess.call([sys.executable, "-m", "sandbox.demo", *ctx.args], env=env)  # noqa: S603 - ours
     raise typer.Exit(code)

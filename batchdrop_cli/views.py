@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from batchdrop_cli.common import (
     target_of,
 )
 from batchdrop_cli.targets import Target, UserError
-from batchdrop_core.timeutil import age_seconds
+from batchdrop_core.timeutil import age_seconds, utc_now
 from batchdrop_core.tracking import UNROUTED, FileStatus, Submission, TrackedFile
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
@@ -63,10 +64,41 @@ def status(
     ctx: typer.Context,
     route: Annotated[str | None, typer.Option("--route", "-r", help="Only this route.")] = None,
     recent: Annotated[int, typer.Option(help="How many finished batches to list.")] = 5,
+    watch: Annotated[
+        float | None, typer.Option(help="Refresh every this many seconds until Ctrl-C.", min=1.0)
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Files by status per route, oldest QUEUED age, blocked routes, batches in flight, recent outcomes."""
+    """Files by status per route, oldest QUEUED age, blocked routes, batches in flight, recent outcomes,
+    Extend credits per route per day.
+
+    Example: batchdrop status --route invoices --watch 10
+    """
     target = target_of(ctx)
+    if route:
+        check_route(target, route)
+    if watch is None:
+        data = _status_data(target, route, recent)
+        if json_output:
+            output.print_json(data)
+        else:
+            _print_status(data)
+        return
+    if json_output:
+        raise UserError("--watch refreshes a screen for people; for scripts, run --json in a loop")
+    out = output.console()
+    try:
+        while True:
+            data = _status_data(target, route, recent)
+            out.clear()
+            _print_status(data)
+            out.print(Text(f"every {watch:g} s · {utc_now():%H:%M:%S} UTC · Ctrl-C to stop", style="dim"))
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        return
+
+
+def _status_data(target: Target, route: str | None, recent: int) -> dict[str, Any]:
     rt = target.runtime()
     names = [check_route(target, route)] if route else [r.name for r in target.settings.routes]
     counts = rt.files.count_by_route_and_status()
@@ -102,10 +134,7 @@ def status(
         "recent": [submission_values(s) for s in recent_finished],
         "creditsByDay": credits_by_day(finished),
     }
-    if json_output:
-        output.print_json(data)
-        return
-    _print_status(data)
+    return data
 
 
 def credits_by_day(finished: list[Submission], days: int = 7) -> dict[str, dict[str, float]]:
@@ -209,7 +238,10 @@ def file(
     bucket: BucketOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Every tracked version of an object: status, route, batch, run, result location, failure, history."""
+    """Every tracked version of an object: status, route, batch, run, result location, failure, history.
+
+    Example: batchdrop file invoices/2026/acme-1042.pdf
+    """
     target, bucket, key, versions = object_versions(ctx, key, version, bucket)
     data = {"bucket": bucket, "key": key, "versions": [file_values(target, f) for f in versions]}
     if json_output:
@@ -273,7 +305,10 @@ def batch(
     limit: Annotated[int, typer.Option(help="Files to list in the table (--json lists all).")] = 20,
     json_output: JsonOption = False,
 ) -> None:
-    """A batch submission: its state, counts and files."""
+    """A batch submission: its state, counts, credits and files.
+
+    Example: batchdrop batch bpr_Xj2kP9 --limit 50
+    """
     target = target_of(ctx)
     rt = target.runtime()
     submission = find_submission(rt, batch_id)
@@ -350,7 +385,10 @@ def results(
     bucket: BucketOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Print the stored result of a file (its newest tracked version unless --version)."""
+    """Print the stored result of a file (its newest tracked version unless --version).
+
+    Example: batchdrop results invoices/2026/acme-1042.pdf --json | jq .run.output
+    """
     target, bucket, key, versions = object_versions(ctx, key, version, bucket)
     tracked = versions[0]
     location = result_location(target, tracked.result_key)

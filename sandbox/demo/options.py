@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ STALL_TIMEOUT_REAL_EXTEND = 1800.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="make demo ARGS=...", description=DESCRIPTION)
+    # `batchdrop demo` says what it is called (BATCHDROP_DEMO_PROG); run by make, it is `make demo ARGS=...`.
+    prog = os.environ.get("BATCHDROP_DEMO_PROG") or "make demo ARGS=..."
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     parser.add_argument("--files", type=int, default=2500, help="sample documents to drop (default 2500)")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running until Ctrl-C")
     parser.add_argument("--endpoints", type=Path, help="with --keep: write the endpoints JSON here")

@@ -12,7 +12,7 @@ import typer
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 from typer.core import TyperGroup
 
-from batchdrop_cli import actions, configure, export, health, output, reprocess, views, waiting
+from batchdrop_cli import actions, configure, export, health, output, reprocess, status, views, waiting
 from batchdrop_cli.common import Options
 from batchdrop_cli.targets import UserError
 from batchdrop_core.config import ConfigError
@@ -126,7 +126,7 @@ def _global_options(
     ctx.obj = Options(sandbox=sandbox, stack=stack, region=region, profile=profile)
 
 
-app.command()(views.status)
+app.command()(status.status)
 app.command()(views.file)
 app.command()(views.batch)
 app.command()(views.results)

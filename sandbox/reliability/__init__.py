@@ -11,15 +11,17 @@ The default is the long run (5,000 files). ``docs/reliability.md`` says what eac
 
 The package, by concern: ``plan`` (the workload and what the run must end with), ``faults`` (what is
 injected, and when), ``crashpoints`` (the seams a crash goes in through), ``observe`` (progress,
-settling, the end state gathered for the checks, the logs), ``checks`` (the invariants), ``report`` (the
-JSON report and the figures in docs/reliability.md) and ``runner`` (the scenarios and the command line).
+settling, the end state gathered for the checks, the logs), ``checks`` (the invariants), ``queue_stays``
+(when each file waited, for I2), ``report`` (the JSON report and the figures in docs/reliability.md) and
+``runner`` (the scenarios and the command line).
 """
 
-from sandbox.reliability.checks import INVARIANTS, check, queue_stays, result_key_for
+from sandbox.reliability.checks import INVARIANTS, check, result_key_for
 from sandbox.reliability.crashpoints import SimulatedCrash
 from sandbox.reliability.faults import FaultInjector
 from sandbox.reliability.observe import FilesWrites, State, gather
 from sandbox.reliability.plan import ALL_FAULT_KINDS, Expectations, RunOptions, short_options
+from sandbox.reliability.queue_stays import queue_stays
 from sandbox.reliability.report import DOC, FIGURES_END, FIGURES_START, render_figures, write_figures
 from sandbox.reliability.runner import main, run, run_scenario
 

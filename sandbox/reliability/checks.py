@@ -9,71 +9,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchdrop_core.outcomes import URL_EXPIRED, result_key
-from batchdrop_core.timeutil import parse_iso
 from batchdrop_core.tracking import (
-    SUBMISSION_NOT_SENT,
     BatchState,
     FileStatus,
 )
 from sandbox.reliability.observe import State
 from sandbox.reliability.plan import Expectations
+from sandbox.reliability.queue_stays import (
+    CLOCK_TOLERANCE,
+    INTAKE_VISIBILITY_SLACK,
+    claim_window,
+    queue_stays,
+)
 
 INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "results_vs_table")
 
 
 MAX_LISTED = 50  # violations listed per invariant in the report (all are counted)
-
-
-# Timestamps of one batch's checks come from one clock; this only absorbs float rounding.
-CLOCK_TOLERANCE = 0.05
-
-
-# A file's queuedAt is taken before intake's HeadObject and PutItem (and a requeue's time before its
-# UpdateItem); a batch cut in that gap cannot see it. The run records when each write of a Files item
-# returned (``FilesWrites``) and the check starts a queue stay there; this slack is for end states
-# without those times (tests that build one by hand).
-INTAKE_VISIBILITY_SLACK = 2.0
-
-
-@dataclass(frozen=True)
-class QueueStay:
-    """A time a file waited in the queue: from ``start``, at queue position ``place`` (its queuedAt), until
-    ``taken_by`` claimed it (None while it still waits)."""
-
-    start: float
-    place: float
-    taken_by: str | None
-
-
-def queue_stays(f: dict[str, Any], write_times: list[float] | None = None) -> list[QueueStay]:
-    """Each time a file waited in the queue. It arrives queued, and each history entry is a claim that sent
-    it back: a requeued attempt puts it at the back of the queue, a submission that never reached Extend
-    gives it back its old place. With the times its item's writes returned, a stay starts when the write
-    that queued it returned (the first write at or after the stay's timestamp), not at the timestamp."""
-    if f["status"] == FileStatus.REJECTED:
-        return []
-
-    def visible(stamp: float) -> float:
-        return next((t for t in write_times or () if t >= stamp - CLOCK_TOLERANCE), stamp)
-
-    stays = []
-    place = parse_iso(f["arrivedAt"]).timestamp()
-    start = visible(place)
-    for entry in f.get("history", []):
-        stays.append(QueueStay(start, place, entry.get("submissionId")))
-        stamp = parse_iso(entry["at"]).timestamp()
-        start = visible(stamp)
-        if entry.get("reason") != SUBMISSION_NOT_SENT:
-            place = stamp
-    stays.append(QueueStay(start, place, f.get("submissionId")))
-    return stays
-
-
-def _claim_window(submission: dict[str, Any]) -> tuple[float, float]:
-    """When a submission took its files: after it was created, before its POST was answered."""
-    created = parse_iso(submission["createdAt"]).timestamp()
-    answered = submission.get("submittedAt")
-    return created, parse_iso(answered).timestamp() if answered else created
 
 
 def input_ids(item: dict[str, Any]) -> dict[str, str]:
@@ -379,7 +331,7 @@ def _check_batch(
         v["I2"].append(f"batch {batch['id']} went to {batch['type']} {batch['processor']['id']}")
     if size >= settings.max_batch_size:
         return
-    created, claim_end = _claim_window(submission)
+    created, claim_end = claim_window(submission)
     stays = [stay for fid in fids if fid in files for stay in queue_stays(files[fid])]
     queued = [stay.place for stay in stays if stay.taken_by == sid]
     if not queued:
@@ -398,7 +350,7 @@ def _check_batch(
         times = write_times.get(fid) if write_times is not None else None
         slack = INTAKE_VISIBILITY_SLACK if times is None else CLOCK_TOLERANCE
         for stay in queue_stays(f, times):
-            taken_at = _claim_window(subs[stay.taken_by])[0] if stay.taken_by in subs else float("inf")
+            taken_at = claim_window(subs[stay.taken_by])[0] if stay.taken_by in subs else float("inf")
             if stay.start < created - slack and taken_at > claim_end + CLOCK_TOLERANCE:
                 v["I2"].append(
                     f"partial batch {batch['id']} ({size} files) left {fid!r} waiting in the queue"

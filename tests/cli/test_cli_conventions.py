@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import typer
 
-from batchdrop_cli import app, views
+from batchdrop_cli import app, status
 from tests.helpers import CliSandbox, invoke
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def test_status_watch_refreshes_until_ctrl_c(sandbox: CliSandbox, monkeypatch: p
         if len(refreshes) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(views, "time", SimpleNamespace(sleep=pause))
+    monkeypatch.setattr(status, "time", SimpleNamespace(sleep=pause))
     result = sandbox.run("status", "--watch", "5")
     assert result.exit_code == 0, result.output
     assert refreshes == [5.0, 5.0] and result.stdout.count("Ctrl-C to stop") == 2

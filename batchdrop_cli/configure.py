@@ -58,6 +58,8 @@ def setup(
     findings = list(check_processors(target, key_fix="run setup again with the right key", client=extend))
     refused = [f for f in findings if f.check == "api key"]
     if refused:
+        if key == stored_key:
+            raise UserError(f"{refused[0].detail} (the stored key); run `batchdrop setup --replace-key`")
         raise UserError(f"{refused[0].detail}; nothing was stored")
     if key != stored_key:
         secret_id = target.require("api_key_secret")

@@ -92,6 +92,8 @@ def test_setup_then_doctor_is_healthy_and_a_revoked_key_is_named(deployed: CliSa
     revoked = run(deployed, "doctor")
     assert revoked.exit_code == 3
     assert "Extend refused the API key" in revoked.stdout and "setup --replace-key" in revoked.stdout
+    stale = run(deployed, "setup")
+    assert stale.exit_code == 1 and "the stored key" in stale.stderr and "--replace-key" in stale.stderr
 
 
 def test_doctor_names_a_missing_processor_a_blocked_route_and_dead_letters(deployed: CliSandbox) -> None:

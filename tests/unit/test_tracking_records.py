@@ -53,6 +53,7 @@ BATCHES_ATTRIBUTES = {
     "orphanSearches",
     "orphanSearchedAt",
     "lateBatchAt",
+    "credits",
 }
 
 

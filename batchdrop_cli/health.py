@@ -123,8 +123,9 @@ def check_processors(target: Target, *, key_fix: str, client: Any = None) -> Ite
     extend = client or target.runtime().extend
     for route in target.settings.routes:
         name = f"route {route.name}"
+        what = f"{route.type} processor {route.processor_id}" if route.processor_id else f"{route.type} runs"
         try:
-            extend.get_processor(route.type, route.processor_id, retries=0)
+            extend.check_route(route.type, route.processor_id, retries=0)
         except ExtendRejectedError as exc:
             if exc.is_auth_problem:
                 yield Finding(
@@ -137,16 +138,14 @@ def check_processors(target: Target, *, key_fix: str, client: Any = None) -> Ite
             yield Finding(
                 name,
                 "fail",
-                f"no {route.type} processor {route.processor_id} at Extend ({exc})",
+                f"no {what} at Extend ({exc})",
                 "put the right processor id in the route (cdk.json) and deploy; it must be in the key's "
                 "workspace",
             )
         except ExtendError as exc:
-            yield Finding(
-                name, "warn", f"Extend did not answer reading {route.processor_id}: {exc}", "try again"
-            )
+            yield Finding(name, "warn", f"Extend did not answer reading {what}: {exc}", "try again")
         else:
-            yield Finding(name, "ok", f"{route.type} processor {route.processor_id} exists")
+            yield Finding(name, "ok", f"{what} readable" if not route.processor_id else f"{what} exists")
 
 
 def _webhook_reachable(target: Target) -> Finding:

@@ -16,7 +16,10 @@ from batchdrop_cli.common import check_route, target_of
 from batchdrop_cli.targets import Target, UserError
 from batchdrop_cli.views import JsonOption, submission_values
 from batchdrop_core.timeutil import age_seconds, utc_now
-from batchdrop_core.tracking import UNROUTED, FileStatus, Submission
+from batchdrop_core.tracking import IN_REVIEW, UNROUTED, FileStatus, Submission
+
+# IN_REVIEW: of the SUBMITTED files, those whose workflow run waits on a person's review at Extend.
+COLUMNS = (*FileStatus.ALL, IN_REVIEW)
 
 
 def status(
@@ -60,7 +63,7 @@ def status(
 def _status_data(target: Target, route: str | None, recent: int) -> dict[str, Any]:
     rt = target.runtime()
     names = [check_route(target, route)] if route else [r.name for r in target.settings.routes]
-    counts = rt.files.count_by_route_and_status()
+    counts, oldest_review = rt.files.census()
     configured = {r.name for r in target.settings.routes}
     routes = []
     for name in names:
@@ -74,7 +77,9 @@ def _status_data(target: Target, route: str | None, recent: int) -> dict[str, An
                 "prefix": config.prefix,
                 "type": config.type,
                 "processorId": config.processor_id,
-                "counts": {s: counts.get(name, Counter())[s] for s in FileStatus.ALL},
+                "counts": {s: counts.get(name, Counter())[s] for s in COLUMNS},
+                # Workflow runs waiting on a person's review at Extend: counted in SUBMITTED, not stuck.
+                "oldestReviewSince": oldest_review.get(name),
                 "oldestQueuedAt": oldest_at,
                 "oldestQueuedAgeSeconds": round(age_seconds(oldest_at), 1) if oldest_at else None,
                 "blocked": bool(state.get("blocked")),
@@ -115,15 +120,17 @@ def _print_status(data: dict[str, Any]) -> None:
         rows.append(
             [
                 r["name"],
-                *(str(r["counts"][s]) for s in FileStatus.ALL),
+                *(str(r["counts"][s]) for s in COLUMNS),
                 output.age(r["oldestQueuedAt"]),
+                output.age(r["oldestReviewSince"]),
                 health,
             ]
         )
     for name, counts in data["otherFiles"].items():
         label = "(no route)" if name == UNROUTED else f"{name} (not configured)"
-        rows.append([label, *(str(counts.get(s, 0)) for s in FileStatus.ALL), "-", ""])
-    out.print(output.table("Files", ["route", *FileStatus.ALL, "oldest queued", "route state"], rows))
+        rows.append([label, *(str(counts.get(s, 0)) for s in COLUMNS), "-", "-", ""])
+    headers = ["route", *COLUMNS, "oldest queued", "longest review", "route state"]
+    out.print(output.table("Files", headers, rows))
 
     for r in data["routes"]:
         if r["blocked"]:

@@ -73,7 +73,7 @@ def _refuse_placeholders(app: App, settings: Settings) -> None:
     allowed = app.node.try_get_context(constants.CONTEXT_ALLOW_PLACEHOLDERS_KEY)
     if allowed is True or str(allowed).lower() == "true":  # `-c key=true` passes a string
         return
-    placeholders = [r for r in settings.routes if constants.PLACEHOLDER_MARK in r.processor_id]
+    placeholders = [r for r in settings.routes if constants.PLACEHOLDER_MARK in (r.processor_id or "")]
     if placeholders:
         named = ", ".join(f"{r.name} ({r.processor_id})" for r in placeholders)
         raise ConfigError(

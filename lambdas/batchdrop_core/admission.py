@@ -182,7 +182,11 @@ def audit(rt: Runtime) -> list[str]:
     released = []
     for sid, entry in ledger.held.items():
         submission = rt.batches.get(sid)
-        over = submission is not None and submission.state in BatchState.TERMINAL
+        over = submission is not None and (
+            submission.state in BatchState.TERMINAL
+            # runs reporting one by one, all settled or waiting on review: none is in processing
+            or 0 < submission.file_count <= submission.runs_out_of_processing
+        )
         never = submission is None and age_seconds(entry["at"]) > ORPHAN_RESERVATION_SECONDS
         if (over or never) and release(rt, sid):
             released.append(sid)

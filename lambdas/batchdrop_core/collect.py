@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from batchdrop_core import admission, deployspec, lookup, notifications, timeutil
 from batchdrop_core.extend import (
-    TERMINAL_RUN_STATUSES,
     BatchStatus,
     ExtendRejectedError,
     ExtendRetryableError,
-    RunStatus,
 )
+from batchdrop_core.extend.processors import processor_type
 from batchdrop_core.lookup import RetryLater, resolve_submission
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
@@ -89,6 +88,16 @@ def _collect(rt: Runtime, request: CollectionRequest, time_left: Callable[[], fl
         outcome.result = "not_ours"
         return outcome
     sid = outcome.submission_id = submission.submission_id
+    from batchdrop_core import run_events  # it builds on this module
+
+    per_run = run_events.reports_per_run(submission)
+    if request.run_id and per_run:
+        # A run event records its own run: conditional writes, no lease (a batch's runs report at once).
+        finished = run_events.collect_run(rt, submission, request.run_id, time_left, outcome)
+        for route in sorted(outcome.requeued_routes):
+            rt.request_flush(route, reason="retry")
+        outcome.result = "completed" if finished else "run_recorded"
+        return outcome
     owner = uuid.uuid4().hex
     until = timeutil.iso(timeutil.utc_now() + timedelta(seconds=time_left() + 30))
     if not rt.batches.claim_collection(sid, owner, until):
@@ -103,6 +112,10 @@ def _collect(rt: Runtime, request: CollectionRequest, time_left: Callable[[], fl
         done_before = submission.state in BatchState.TERMINAL and not late
         if late:
             finished = collect_late_batch(rt, submission, time_left, outcome)
+        elif per_run:
+            finished = done_before or run_events.sweep(rt, submission, time_left, outcome)
+            if not finished:
+                outcome.result = "waiting"  # runs at work or in review: their events, or the next sweep
         else:
             finished = done_before or _collect_submission(rt, submission, time_left, outcome)
     finally:
@@ -116,6 +129,8 @@ def _collect(rt: Runtime, request: CollectionRequest, time_left: Callable[[], fl
         return outcome
     if finished:
         outcome.result = "late_duplicate" if late else "completed"
+        return outcome
+    if outcome.result == "waiting":
         return outcome
     # Released first, so the continuation can take the lease at once.
     continuation = request.continued(sid)
@@ -150,6 +165,7 @@ def _collect_submission(
 ) -> bool:
     """Record every run of a finished batch; False when time ran short before all were read."""
     sid = submission.submission_id
+    info = processor_type(submission.processor_type)
     batch_status, runs = finished_runs(rt, submission)
     runs_by_file: dict[str, RunSummary] = {}
     for run in runs:
@@ -166,9 +182,9 @@ def _collect_submission(
         run = runs_by_file.get(tracked.file_id)
         if run is None:
             continue  # settled below, once the runs that exist are recorded
-        if run.status == RunStatus.PROCESSED:
+        if run.status == info.succeeded_status:
             to_fetch.append((tracked, run))
-        elif run.status in TERMINAL_RUN_STATUSES:
+        elif run.status in info.terminal_statuses:
             settle_failed_run(rt, submission, tracked, run, outcome)  # the summary has all there is
         elif batch_status == BatchStatus.PROCESSED:
             raise RetryLater(f"run {run.id} is {run.status} although its batch is finished")
@@ -213,7 +229,7 @@ def collect_late_batch(
         for run in runs
         if (ids := run.batchdrop_metadata).get("submissionId") == sid
         and ids.get("fileId")
-        and run.status == RunStatus.PROCESSED
+        and run.status == processor_type(submission.processor_type).succeeded_status
     }
     files = rt.files.batch_get_ids(processed)
     queued = [f for f in files.values() if f.status == FileStatus.QUEUED and f.queued_at]
@@ -261,7 +277,7 @@ def fetch_processed_runs(
                     raise
                 settle_failure(rt, submission, tracked, summary.id, "RUN_NOT_FOUND", str(exc), outcome)
                 return
-            if run.status == RunStatus.PROCESSED:
+            if run.status == processor_type(submission.processor_type).succeeded_status:
                 store_result(rt, submission, tracked, run, outcome)
             else:
                 settle_failed_run(rt, submission, tracked, run, outcome)

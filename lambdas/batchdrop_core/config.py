@@ -38,12 +38,15 @@ class _Model(BaseModel):
 
 
 class Route(_Model):
-    """Objects created under ``prefix`` go to one Extend processor."""
+    """Objects created under ``prefix`` go to one Extend processor, workflow, or (parse) configuration.
+
+    What a type takes is the processor-type table's: a processor or workflow id with its prefix, or for
+    parse no id and ``overrideConfig`` as the ParseConfig applied to every run."""
 
     name: str
     prefix: str
     type: ProcessorType
-    processor_id: str = Field(alias="processorId")
+    processor_id: str | None = Field(default=None, alias="processorId")
     version: str | None = None
     override_config: dict[str, Any] | None = Field(default=None, alias="overrideConfig")
     priority: int | None = Field(default=None, ge=1, le=100)
@@ -69,12 +72,26 @@ class Route(_Model):
         return value
 
     @model_validator(mode="after")
-    def _processor_matches_type(self) -> Route:
-        expected = PROCESSOR_TYPES[self.type].id_prefix
-        if not self.processor_id.startswith(expected):
+    def _reference_matches_type(self) -> Route:
+        info = PROCESSOR_TYPES[self.type]
+        if info.id_prefix is None:
+            if self.processor_id is not None or self.version is not None:
+                raise ValueError(
+                    f"route {self.name!r}: {self.type} routes name no processor; leave processorId and "
+                    f"version out (the {info.reference_key} applied to every run goes in overrideConfig)"
+                )
+            return self
+        if not self.processor_id:
+            raise ValueError(f"route {self.name!r}: processorId is required for {self.type} routes")
+        if not self.processor_id.startswith(info.id_prefix):
             raise ValueError(
                 f"route {self.name!r}: processorId {self.processor_id!r} does not look like a "
-                f"{self.type} processor (ids for type {self.type!r} start with {expected!r})"
+                f"{self.type} processor (ids for type {self.type!r} start with {info.id_prefix!r})"
+            )
+        if info.reference == "workflow" and self.override_config is not None:
+            raise ValueError(
+                f"route {self.name!r}: {self.type} routes take no overrideConfig (configure the workflow "
+                "in Extend, and pin it with version)"
             )
         return self
 
@@ -111,6 +128,8 @@ class Settings(_Model, RouteLookup):
     alarm_email: str | None = Field(default=None, alias="alarmEmail")
     webhook_grace_minutes: int = Field(default=30, ge=1, alias="webhookGraceMinutes")
     file_sla_minutes: int = Field(default=24 * 60, ge=1, alias="fileSlaMinutes")
+    # A workflow run waiting for a person's review is not stuck; past this long it is alerted on its own.
+    review_sla_minutes: int = Field(default=3 * 24 * 60, ge=1, alias="reviewSlaMinutes")
     queued_index_shards: int = Field(default=4, ge=1, le=64, alias="queuedIndexShards")
     # An ambiguous submission is searched for at Extend only after this long, so that a batch Extend did
     # accept has had time to list its runs.

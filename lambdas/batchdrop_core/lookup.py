@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 from batchdrop_core.extend import (
     TERMINAL_BATCH_STATUSES,
-    TERMINAL_RUN_STATUSES,
     BatchStatus,
     ExtendRejectedError,
 )
+from batchdrop_core.extend.processors import PROCESSOR_TYPES, ProcessorTypeInfo, processor_type
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
 from batchdrop_core.timeutil import parse_iso
@@ -32,10 +32,17 @@ SEARCH_SKEW = timedelta(minutes=5)
 
 
 def runs_of_submission(rt: Runtime, submission: Submission) -> list[RunSummary]:
-    """The runs Extend holds for a submission, found by their metadata: the processor's runs newest first,
+    """The runs Extend holds for a submission, found by their metadata: the type's runs newest first,
     back to the submission's creation (less ``SEARCH_SKEW``). For a submission whose batch id we never
-    learnt (an ambiguous POST, a crash before it was recorded)."""
+    learnt (an ambiguous POST, a crash before it was recorded).
+
+    A list that takes no sort (parse) comes in its default order, the newest change first: a run last
+    changed before the window was also created before it, and so is every run after it. A type whose
+    summaries carry no metadata (workflows) is read one run per batch met, whose metadata names the
+    submission for the whole batch."""
+    info = processor_type(submission.processor_type)
     not_before = parse_iso(submission.created_at) - SEARCH_SKEW
+    owner_of_batch: dict[str, object] = {}
     found: list[RunSummary] = []
     for run in rt.extend.iter_runs(
         submission.processor_type,
@@ -44,44 +51,66 @@ def runs_of_submission(rt: Runtime, submission: Submission) -> list[RunSummary]:
         sort_dir="desc",
         max_page_size=1000,
     ):
-        if run.created_at and parse_iso(str(run.created_at)) < not_before:
+        when = run.created_at if info.sortable else (run.updated_at or run.created_at)
+        if when and parse_iso(str(when)) < not_before:
             break
-        if run.batchdrop_metadata.get("submissionId") == submission.submission_id:
+        if info.summaries_carry_metadata:
+            owner = run.batchdrop_metadata.get("submissionId")
+        else:
+            key = run.batch_id or run.id
+            if key not in owner_of_batch:
+                owner_of_batch[key] = rt.extend.get_run(
+                    submission.processor_type, run.id
+                ).batchdrop_metadata.get("submissionId")
+            owner = owner_of_batch[key]
+        if owner == submission.submission_id:
             found.append(run)
     return found
 
 
+def runs_of_batch(rt: Runtime, processor_type_name: str, batch_id: str) -> list[RunSummary]:
+    """Every run of a batch, in a stable order where the list can sort (Extend's default may be
+    updatedAt, which moves a run between pages as it changes)."""
+    return list(
+        rt.extend.iter_runs(
+            processor_type_name, batch_id=batch_id, sort_by="createdAt", sort_dir="asc", max_page_size=1000
+        )
+    )
+
+
 def status_if_over(rt: Runtime, submission: Submission) -> str | None:
     """Extend's batch status once the submission's batch is over; None while it is not (or, without a
-    batch id, while its runs are not all found and finished)."""
-    if submission.batch_id:
+    batch id or a batch Extend can read, while its runs are not all found and finished)."""
+    info = processor_type(submission.processor_type)
+    if submission.batch_id and info.batch_readable:
         status = rt.extend.get_batch_run(submission.batch_id).status
         return status if status in TERMINAL_BATCH_STATUSES else None
-    runs = runs_of_submission(rt, submission)
-    return BatchStatus.PROCESSED if _all_finished(runs) else None
+    runs = (
+        runs_of_batch(rt, submission.processor_type, submission.batch_id)
+        if submission.batch_id
+        else runs_of_submission(rt, submission)
+    )
+    return BatchStatus.PROCESSED if _all_finished(info, runs) else None
 
 
 def finished_runs(rt: Runtime, submission: Submission) -> tuple[str, list[RunSummary]] | None:
     """(Extend's batch status, every run of the submission) once its batch is over; None while it is not."""
-    if submission.batch_id:
+    info = processor_type(submission.processor_type)
+    if submission.batch_id and info.batch_readable:
         status = status_if_over(rt, submission)
         if status is None:
             return None
-        # A stable order (Extend's default may be updatedAt, which moves a run between pages as it changes).
-        runs = rt.extend.iter_runs(
-            submission.processor_type,
-            batch_id=submission.batch_id,
-            sort_by="createdAt",
-            sort_dir="asc",
-            max_page_size=1000,
-        )
-        return status, list(runs)
-    found = runs_of_submission(rt, submission)
-    return (BatchStatus.PROCESSED, found) if _all_finished(found) else None
+        return status, runs_of_batch(rt, submission.processor_type, submission.batch_id)
+    found = (
+        runs_of_batch(rt, submission.processor_type, submission.batch_id)
+        if submission.batch_id
+        else runs_of_submission(rt, submission)
+    )
+    return (BatchStatus.PROCESSED, found) if _all_finished(info, found) else None
 
 
-def _all_finished(runs: list[RunSummary]) -> bool:
-    return bool(runs) and all(run.status in TERMINAL_RUN_STATUSES for run in runs)
+def _all_finished(info: ProcessorTypeInfo, runs: list[RunSummary]) -> bool:
+    return bool(runs) and all(run.status in info.terminal_statuses for run in runs)
 
 
 # -- which submission a batch is ----------------------------------------------------------------------
@@ -107,9 +136,16 @@ def resolve_submission(rt: Runtime, request: CollectionRequest) -> Submission | 
 def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
     """A batch id we have not recorded (the webhook beat the submitter, or the submission was adopted
     without it): its runs' metadata name the submission (I3)."""
-    for processor_type in sorted({route.type for route in rt.settings.routes}):
+    # Only the types whose batch ids look like this one (bpr_, bpar_, batch_) can hold its runs.
+    types = sorted(
+        {r.type for r in rt.settings.routes if batch_id.startswith(PROCESSOR_TYPES[r.type].batch_id_prefix)}
+    )
+    if not types:
+        logger.info("batch of a type no route submits; acknowledged", extra={"batchId": batch_id})
+        return None
+    for type_name in types:
         page = rt.extend.list_runs_page(
-            processor_type,
+            type_name,
             batch_id=batch_id,
             sort_by="createdAt",
             sort_dir="asc",
@@ -117,7 +153,10 @@ def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
         )
         if not page.data:
             continue
-        sid = next((s for r in page.data if (s := r.batchdrop_metadata.get("submissionId"))), None)
+        runs = page.data
+        if not PROCESSOR_TYPES[type_name].summaries_carry_metadata:
+            runs = [rt.extend.get_run(type_name, runs[0].id)]  # one run's metadata names the batch's
+        sid = next((s for r in runs if (s := r.batchdrop_metadata.get("submissionId"))), None)
         submission = rt.batches.get(sid) if sid else None
         if submission is None:
             # Another tool's batch in the workspace (the webhook hears of every batch): acknowledged and
@@ -136,6 +175,8 @@ def _adopt_batch(rt: Runtime, batch_id: str) -> Submission | None:
         return submission
     # No run of any type batchdrop submits: if Extend shows the batch finished, its runs are of another
     # kind (another tool's), and they will never be listed here; if not, it may still be on its way.
+    if not any(PROCESSOR_TYPES[t].batch_readable for t in types):
+        raise RetryLater(f"no run of batch {batch_id} is listed yet")
     try:
         batch = rt.extend.get_batch_run(batch_id)
     except ExtendRejectedError as exc:

@@ -73,6 +73,7 @@ class CollectionRequest:
     source: str = ""  # webhook | reconciler | …, for the logs
     event_id: str | None = None  # the webhook event that asked (for the logs)
     event_type: str | None = None
+    run_id: str | None = None  # a run event (workflows): record this run of the batch, not the batch
     continuation: int = 0  # how many invocations this collection has taken so far
     deferrals: int = 0  # how often it was put off while Extend was unavailable
 
@@ -87,6 +88,7 @@ class CollectionRequest:
             "source": self.source,
             "eventId": self.event_id,
             "eventType": self.event_type,
+            "runId": self.run_id,
             "continuation": self.continuation,
             "deferrals": self.deferrals,
         }
@@ -102,6 +104,7 @@ class CollectionRequest:
             source=str(values.get("source") or ""),
             event_id=_text(values, "eventId", what),
             event_type=_text(values, "eventType", what),
+            run_id=_text(values, "runId", what),
             continuation=_count(values, "continuation", what),
             deferrals=_count(values, "deferrals", what),
         )

@@ -174,6 +174,29 @@ def files_stuck(
     return Notification(subject, message, attributes)
 
 
+def reviews_overdue(sla_minutes: int, overdue: int, by_route: dict[str, dict[str, Any]]) -> Notification:
+    """Workflow runs waiting on a person's review past the review SLA: one alert per reconciler run."""
+    routes = sorted(by_route)
+    message = {
+        "eventType": "files.review_overdue",
+        "reviewSlaMinutes": sla_minutes,
+        "overdueReviews": overdue,
+        "routes": by_route,
+        "whatToDo": (
+            "These runs wait for a person in Extend's dashboard (review queue of the route's workflow); "
+            "`batchdrop status` shows how many and since when. They are not failed: once reviewed, each is "
+            "recorded PROCESSED, or FAILED with reason REJECTED."
+        ),
+    }
+    attributes = {
+        "eventType": "files.review_overdue",
+        "status": "IN_REVIEW",
+        "route": routes[0] if len(routes) == 1 else "",
+    }
+    subject = f"batchdrop: {overdue} files waiting on review for more than {sla_minutes} minutes"
+    return Notification(subject, message, attributes)
+
+
 def _attributes(event_type: str, submission: Submission, status: str | None = None) -> dict[str, str]:
     attributes = {
         "eventType": event_type,

@@ -56,7 +56,11 @@ def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: F
             outcome.counts["orphan_waiting"] += 1
             return  # searched a moment ago: the next search waits, so the two are minutes apart
         runs = lookup.runs_of_submission(rt, submission)
-        run_ids = {ids["fileId"]: run.id for run in runs if (ids := run.batchdrop_metadata).get("fileId")}
+        run_ids = {run.id: run.id for run in runs}
+        # Types whose runs name their batch (parse, workflows): the batch is linked, and collected by it.
+        found_batch = next((run.batch_id for run in runs if run.batch_id), None)
+        if found_batch and rt.batches.link_batch_id(sid, found_batch):
+            batch_id = found_batch
     if batch_id or run_ids:
         # Extend has it: adopt the batch, never resend (I3).
         rt.batches.transition(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchdrop_core import notifications, timeutil
+from batchdrop_core.extend.processors import processor_type
 from batchdrop_core.observability import logger
 from batchdrop_core.redact import redact, redact_optional
 from batchdrop_core.runtime import Runtime
@@ -67,18 +68,12 @@ def manifest_key(submission: Submission) -> str:
     return f"manifests/{submission.route}/{submission.submission_id}.jsonl"
 
 
-def summarize(processor_type: str, output: Any) -> dict[str, Any] | None:
-    """The small result summary kept on the Files item."""
-    if not isinstance(output, dict):
-        return None
-    if processor_type == "classify":
-        return {"type": output.get("type"), "confidence": output.get("confidence")}
-    if processor_type == "split":
-        splits = output.get("splits")
-        return {"splitCount": len(splits) if isinstance(splits, list) else 0}
-    # Extract: {"value": {...}, "metadata": {...}}, or a legacy flat map of fields.
-    value = output.get("value")
-    return {"fieldCount": len(value if isinstance(value, dict) else output)}
+def summarize(processor_type_name: str, run: Run) -> dict[str, Any] | None:
+    """The small result summary kept on the Files item (the processor-type table says what it holds)."""
+    info = processor_type(processor_type_name)
+    # Only a type whose summary reads the whole run (workflow steps) pays for dumping it.
+    data = run.model_dump(mode="json", by_alias=True) if info.summarize_whole_run else {"output": run.output}
+    return info.summarize(data)
 
 
 def store_result(
@@ -114,7 +109,7 @@ def store_result(
         # Only PROCESSED runs are written, and a file is PROCESSED once: the object there is this run's
         # result, stored by the earlier try. Record it.
         logger.info("result already stored by an earlier try", extra={"fileId": tracked.file_id})
-    summary = summarize(submission.processor_type, run.output)
+    summary = summarize(submission.processor_type, run)
     recorded = rt.files.record_outcome(
         tracked,
         submission.submission_id,
@@ -136,11 +131,14 @@ def settle_failed_run(
     run: RunSummary,
     outcome: CollectOutcome,
 ) -> None:
-    """A run Extend ended FAILED or CANCELLED: its reason (or its status) and message, by the retry policy."""
+    """A run Extend ended without a result (FAILED, CANCELLED, or REJECTED by a reviewer): its reason (or
+    its status) and message, by the retry policy."""
     reason = run.failure_reason or run.status
-    settle_failure(
-        rt, submission, tracked, run.id, reason, run.failure_message, outcome, failed_at=run.updated_at
-    )
+    message = run.failure_message
+    note = (run.model_extra or {}).get("rejectionNote")
+    if message is None and isinstance(note, str):
+        message = f"rejected in review: {note}"
+    settle_failure(rt, submission, tracked, run.id, reason, message, outcome, failed_at=run.updated_at)
 
 
 def settle_failure(
@@ -174,7 +172,11 @@ def settle_failure(
             URL_EXPIRED,
             f"the presigned URL expired {expiries + 1} times before Extend fetched it",
         )
-    retryable = reason in settings.retryable_failure_reasons or reason == MISSING_RUN
+    retryable = (
+        reason in settings.retryable_failure_reasons
+        or reason in processor_type(submission.processor_type).retryable_reasons
+        or reason == MISSING_RUN
+    )
     if retryable and tracked.attempts < settings.max_attempts:
         if rt.files.requeue(tracked, sid, reason, message, run_id=run_id):
             outcome.requeued(tracked.route or submission.route)
@@ -193,8 +195,6 @@ def settle_failure(
         notify_file(rt, submission, tracked, FileStatus.FAILED, run_id, reason=reason, message=message)
 
 
-# Extend's reasons for a run whose file it could not fetch (extract/classify/split; parse).
-DOWNLOAD_FAILURES = frozenset({"FAILED_TO_PROCESS_FILE", "UNABLE_TO_DOWNLOAD_FILE"})
 URL_EXPIRED = "URL_EXPIRED"  # our reason: the URL we handed Extend had expired when it fetched the file
 # A file whose URLs keep expiring is FAILED URL_EXPIRED after this many free rounds (the bound on files at
 # Extend is meant to prevent it: repeated expiries say the bound is set too high for the plan).
@@ -212,7 +212,7 @@ def url_had_expired(
     failed at the edge), or Extend says the download was refused as expired or forbidden. A URL can die
     before ``urlExpiresAt``: one presigned with temporary credentials (a Lambda role's) ends when they
     do, and S3 then answers 403 to a URL whose signature is otherwise good."""
-    if reason not in DOWNLOAD_FAILURES:
+    if reason not in processor_type(submission.processor_type).download_failures:
         return False
     if message and EXPIRED_URL_MESSAGE.search(message):
         return True

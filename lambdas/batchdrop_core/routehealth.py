@@ -77,7 +77,7 @@ def probe(rt: Runtime, route: Route, state: dict[str, Any]) -> bool:
     from batchdrop_core.extend import ExtendError, ExtendRetryableError
 
     try:
-        rt.extend.get_processor(route.type, route.processor_id, retries=0)
+        rt.extend.check_route(route.type, route.processor_id, retries=0)
     except ExtendRetryableError as exc:
         # Throttled or unavailable: honour Extend's wait if it is longer than the interval.
         if exc.retry_after and exc.retry_after > interval:

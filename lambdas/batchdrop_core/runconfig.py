@@ -67,7 +67,7 @@ class RunRoute:
     name: str
     prefix: str
     type: ProcessorType
-    processor_id: str
+    processor_id: str | None
     version: str | None
     override_config: dict[str, Any] | None
     priority: int | None
@@ -98,6 +98,7 @@ class RunSettings(RouteLookup):
     alarm_email: str | None
     webhook_grace_minutes: int
     file_sla_minutes: int
+    review_sla_minutes: int
     queued_index_shards: int
     orphan_grace_seconds: int
     probe_interval_seconds: int

@@ -28,6 +28,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from batchdrop_core.extend.processors import BATCH_EVENT_TYPES, RUN_EVENT_TYPES
 from batchdrop_core.extend.signing import WebhookSignatureError, verify
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.observability import logger
@@ -36,7 +37,6 @@ from batchdrop_core.tracking import EVENT_ACCEPTED
 
 PATH = "/webhooks/extend"  # the API's one route: POST only (stacks.webhook_api)
 MAX_BODY_BYTES = 256 * 1024  # batch events are a few hundred bytes; anything this big is not Extend's
-BATCH_EVENTS = frozenset({"batch_processor_run.processed", "batch_processor_run.failed"})
 MISMATCH = "signature does not match"
 MAX_EVENT_ID_CHARS = 256  # Extend's ids are short; the claim's key must stay far below DynamoDB's 2 KB
 # A pending claim outlives the delivery that took it: the function runs at most 10 s
@@ -78,13 +78,13 @@ def handle_webhook(rt: Runtime, headers: dict[str, str], body: bytes) -> Webhook
     if len(event_id) > MAX_EVENT_ID_CHARS:
         return _reject(400, f"eventId longer than {MAX_EVENT_ID_CHARS} characters")
     ids = {"eventId": event_id, "eventType": event_type}
-    if event_type not in BATCH_EVENTS:
+    if event_type not in BATCH_EVENT_TYPES and event_type not in RUN_EVENT_TYPES:
         logger.info("webhook event type ignored", extra=ids)
         return WebhookReply(200, {"ignored": True})
-    batch_id = batch_id_of(event.get("payload"))
-    if not batch_id:
-        return _reject(400, "payload.id (the batch id) is required")
-    ids["batchId"] = batch_id
+    request = collection_request(event_id, event_type, event.get("payload"))
+    if isinstance(request, WebhookReply):
+        return request
+    ids.update({k: v for k, v in (("batchId", request.batch_id), ("runId", request.run_id)) if v})
     token = rt.state.claim_event(event_id, CLAIM_PENDING_SECONDS)
     if token is None:
         if rt.state.event_state(event_id) == EVENT_ACCEPTED:
@@ -95,7 +95,6 @@ def handle_webhook(rt: Runtime, headers: dict[str, str], body: bytes) -> Webhook
         logger.info("webhook event held by another delivery; asked to retry", extra=ids)
         return WebhookReply(409, {"message": "this event is being accepted; retry later"})
     try:
-        request = CollectionRequest(batch_id, source="webhook", event_id=event_id, event_type=event_type)
         rt.request_collection(request, quick=True)
     except (BotoCoreError, ClientError):
         logger.exception("could not enqueue the batch for collection", extra=ids)
@@ -133,10 +132,34 @@ def verify_signature(rt: Runtime, headers: dict[str, str], body: bytes) -> None:
         verify(fresh, headers, body)
 
 
-def batch_id_of(payload: Any) -> str | None:
-    """The batch id of a batch event; the ``signed_data_url`` variant carries it as ``id`` too, so its
-    URL (a credential) is never fetched nor logged here."""
+def collection_request(event_id: str, event_type: str, payload: Any) -> CollectionRequest | WebhookReply:
+    """What to collect for an event of the processor-type table: a batch event names its batch (the
+    payload is the BatchRun); a run event (workflows) names its run, with the batch and our submission
+    from the run's ``batchId`` and metadata. The ``signed_data_url`` variant carries the id (and the
+    metadata) too, so its URL (a credential) is never fetched nor logged here."""
     if not isinstance(payload, dict):
-        return None
-    batch_id = payload.get("id")
-    return batch_id if isinstance(batch_id, str) and batch_id else None
+        return _reject(400, "payload is required")
+    if event_type in BATCH_EVENT_TYPES:
+        batch_id = _text(payload.get("id"))
+        if not batch_id:
+            return _reject(400, "payload.id (the batch id) is required")
+        return CollectionRequest(batch_id, source="webhook", event_id=event_id, event_type=event_type)
+    run_id = _text(payload.get("id"))
+    metadata = payload.get("metadata")
+    ours = metadata.get("batchdrop") if isinstance(metadata, dict) else None
+    submission_id = _text(ours.get("submissionId")) if isinstance(ours, dict) else None
+    batch_id = _text(payload.get("batchId"))
+    if not run_id or not (batch_id or submission_id):
+        return _reject(400, "payload.id (the run id) and its batchId or metadata are required")
+    return CollectionRequest(
+        batch_id,
+        submission_id,
+        source="webhook",
+        event_id=event_id,
+        event_type=event_type,
+        run_id=run_id,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

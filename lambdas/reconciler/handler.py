@@ -44,6 +44,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "collectionRequested": result.collection_requested,
             "stuckFiles": result.stuck_files,
             "overdueBatches": result.overdue_batches,
+            "inReview": result.in_review,
+            "reviewOverdue": result.review_overdue,
             "alerted": result.alerted,
             "reservationsReleased": result.reservations_released,
         }

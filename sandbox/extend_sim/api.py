@@ -110,7 +110,8 @@ def get_run(sim: ExtendSimulator, req: Request, kind: Kind) -> Response:
 
 
 def get_processor(sim: ExtendSimulator, req: Request, kind: Kind) -> Response:
-    """GET /extractors|classifiers|splitters/{id}: the processor, if it exists (and is not refused)."""
+    """GET /extractors|classifiers|splitters|workflows/{id}: the processor (or workflow), if it exists (and
+    is not refused)."""
     processor_id = req.params["id"]
     name = str(kind.processor_key)
     if not processor_id.startswith(str(kind.processor_prefix)) or not sim.processor_exists(processor_id):
@@ -249,7 +250,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     *[
         ("GET", f"/{kind.processor_key}s/{{id}}", _per_kind(get_processor, kind))
         for kind in KINDS.values()
-        if kind.family == "processor"
+        if kind.family in ("processor", "workflow")  # GET /workflows/{id} reads a workflow
     ],
     ("GET", "/_sim/batches", control.sim_batches),
     ("POST", "/_sim/foreign_batches", control.sim_foreign_batches),

@@ -247,7 +247,11 @@ class FaultInjector:
             self._post(case, content, headers)
             self.counts["forged_webhooks"] += 1
         unknown = json.dumps(
-            {"eventId": f"evt_{uuid.uuid4().hex[:12]}", "eventType": "workflow_run.completed", "payload": {}}
+            {
+                "eventId": f"evt_{uuid.uuid4().hex[:12]}",
+                "eventType": "workflow_run.step_run.processed",
+                "payload": {},
+            }
         ).encode()
         self._post("unknown event type (validly signed)", unknown, signature_headers(secret, unknown))
         self.counts["webhook_unknown_event_type"] += 1

@@ -79,10 +79,32 @@ class FakeRuntime:
         ("extract", {"value": {"a": 1, "b": None}, "metadata": {}}, {"fieldCount": 2}),
         ("extract", {"invoice_number": {"value": "1"}, "total": {"value": 2}}, {"fieldCount": 2}),  # legacy
         ("extract", None, None),
+        (
+            "parse",
+            {"chunks": [{"type": "page"}, {"type": "page"}], "metadata": {"pages": [{}, {}, {}]}},
+            {"chunkCount": 2, "pageCount": 3},
+        ),
+        ("parse", {"chunks": "odd"}, {"chunkCount": 0, "pageCount": None}),
     ],
 )
 def test_summaries_are_small_and_tolerant(processor_type: str, output: Any, summary: Any) -> None:
-    assert summarize(processor_type, output) == summary
+    from batchdrop_core.extend import Run
+
+    assert summarize(processor_type, Run(id="r1", status="PROCESSED", output=output)) == summary
+
+
+def test_workflow_summaries_read_the_whole_run() -> None:
+    from batchdrop_core.extend import Run
+
+    run = Run.model_validate(
+        {
+            "id": "workflow_run_1",
+            "status": "PROCESSED",
+            "reviewed": True,
+            "stepRuns": [{"id": "s"}, {"id": "t"}],
+        }
+    )
+    assert summarize("workflow", run) == {"stepCount": 2, "reviewed": True}
 
 
 def test_result_keys_derive_from_the_source_key_alone() -> None:
@@ -124,7 +146,9 @@ def test_the_retry_policy(reason: str, attempts: int, expected: str) -> None:
     [
         # Extend fetched the file after its URL expired: ours, not the file's: a fresh URL, no attempt used
         ("FAILED_TO_PROCESS_FILE", "2026-11-28T11:00:01Z", 0, ("requeue", "URL_EXPIRED", False)),
-        ("UNABLE_TO_DOWNLOAD_FILE", "2026-11-28T11:30:00Z", 2, ("requeue", "URL_EXPIRED", False)),
+        ("FAILED_TO_PROCESS_FILE", "2026-11-28T11:30:00Z", 2, ("requeue", "URL_EXPIRED", False)),
+        # Each type says which reasons mean "could not fetch the file": parse's is not extract's
+        ("UNABLE_TO_DOWNLOAD_FILE", "2026-11-28T11:30:00Z", 0, ("record", "UNABLE_TO_DOWNLOAD_FILE", None)),
         # ... but not without end: the bound on files at Extend should have prevented it
         ("FAILED_TO_PROCESS_FILE", "2026-11-28T11:30:00Z", 3, ("record", "URL_EXPIRED", None)),
         # A download that failed while the URL was valid: Extend's reason, not retried

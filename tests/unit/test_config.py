@@ -21,7 +21,14 @@ def parse(**overrides: Any) -> Settings:
     [
         ({"routes": []}, "routes: List should have at least 1 item"),
         ({"routes": [{**ROUTE, "processorId": "cl_abc"}]}, "does not look like a extract processor"),
-        ({"routes": [{**ROUTE, "type": "parse"}]}, "routes.0.type"),
+        ({"routes": [{**ROUTE, "type": "ocr"}]}, "routes.0.type"),
+        ({"routes": [{**ROUTE, "type": "parse"}]}, "parse routes name no processor; leave processorId"),
+        ({"routes": [{**ROUTE, "type": "workflow"}]}, "does not look like a workflow processor"),
+        (
+            {"routes": [{**ROUTE, "type": "workflow", "processorId": "workflow_1", "overrideConfig": {}}]},
+            "workflow routes take no overrideConfig",
+        ),
+        ({"routes": [{**ROUTE, "processorId": None}]}, "processorId is required for extract routes"),
         ({"routes": [{**ROUTE, "name": "Invoices!"}]}, "must be 1-40 lowercase letters"),
         ({"routes": [{**ROUTE, "prefix": "/invoices"}]}, "must be a non-empty S3 key prefix"),
         ({"routes": [ROUTE, {**ROUTE, "name": "more", "prefix": "invoices/2026/"}]}, "overlapping prefixes"),

@@ -176,6 +176,72 @@ def test_create_batch_leaves_out_unset_optional_fields() -> None:
     assert harness.body() == {"classifier": {"id": "cl_1"}, "inputs": [{"file": {"text": "hi"}}]}
 
 
+def test_parse_batches_send_their_config_and_no_processor() -> None:
+    harness = Harness(reply(200, {**BATCH_RUN, "id": "bpar_1"}))
+    config = {"target": "markdown", "chunkingStrategy": {"type": "document"}}
+
+    batch = harness.client.create_batch(
+        "parse", ProcessorRef(override_config=config), [url_input()], priority=5
+    )
+
+    assert batch.id == "bpar_1"
+    assert harness.requests[0].url.path == "/parse_runs/batch"
+    assert harness.body() == {"config": config, "inputs": [url_input().to_wire()], "priority": 5}
+
+
+def test_parse_batches_without_a_config_use_extends_defaults() -> None:
+    harness = Harness(reply(200, {**BATCH_RUN, "id": "bpar_1"}))
+
+    harness.client.create_batch("parse", None, [url_input()])
+
+    assert harness.body() == {"inputs": [url_input().to_wire()]}
+
+
+def test_workflow_batches_name_the_workflow_and_answer_a_batch_id_only() -> None:
+    harness = Harness(reply(200, {"batchId": "batch_7"}))
+
+    batch = harness.client.create_batch(
+        "workflow", ProcessorRef(id="workflow_1", version="3"), [url_input()], priority=90
+    )
+
+    assert (batch.id, batch.status) == ("batch_7", "PENDING")
+    assert harness.requests[0].url.path == "/workflow_runs/batch"
+    assert harness.body() == {
+        "workflow": {"id": "workflow_1", "version": "3"},
+        "inputs": [url_input().to_wire()],
+        "priority": 90,
+    }
+
+
+def test_parse_run_lists_send_no_sort_and_both_page_size_spellings() -> None:
+    harness = Harness(reply(200, {"object": "list", "data": []}))
+
+    harness.client.list_runs_page(
+        "parse", batch_id="bpar_1", sort_by="createdAt", sort_dir="asc", max_page_size=50
+    )
+
+    params = dict(harness.requests[0].url.params)
+    assert params == {"batchId": "bpar_1", "maxPageSize": "50", "limit": "50"}
+
+
+def test_parse_runs_are_read_with_their_output_inline() -> None:
+    harness = Harness(reply(200, {"object": "parse_run", "id": "pr_1", "status": "PROCESSED", "output": {}}))
+
+    harness.client.get_run("parse", "pr_1")
+
+    assert harness.requests[0].url.path == "/parse_runs/pr_1"
+    assert dict(harness.requests[0].url.params) == {"responseType": "json"}
+
+
+def test_a_route_without_a_processor_is_checked_with_one_list_read() -> None:
+    harness = Harness(reply(200, {"object": "list", "data": []}))
+
+    harness.client.check_route("parse", None, retries=0)
+
+    assert harness.requests[0].url.path == "/parse_runs"
+    assert dict(harness.requests[0].url.params) == {"maxPageSize": "1", "limit": "1"}
+
+
 @pytest.mark.parametrize(
     ("processor_type", "processor_id", "inputs", "reason"),
     [
@@ -184,7 +250,8 @@ def test_create_batch_leaves_out_unset_optional_fields() -> None:
         ("split", "spl_1", [url_input(), BatchInput(file=FileRef.from_text("x"))], "text inputs"),
         ("classify", "ex_1", [url_input()], "start with 'cl_'"),
         ("split", "sp_1", [url_input()], "start with 'spl_'"),
-        ("parse", "ex_1", [url_input()], "unknown processor type"),
+        ("ocr", "ex_1", [url_input()], "unknown processor type"),
+        ("workflow", "wf_1", [url_input()], "start with 'workflow_'"),
     ],
 )
 def test_create_batch_refuses_what_extend_would_reject_without_sending(
@@ -607,10 +674,21 @@ def test_create_webhook_endpoint_returns_the_signing_secret() -> None:
     assert endpoint.signing_secret == "wss_abc"
     assert endpoint.enabled_events == ["batch_processor_run.processed", "batch_processor_run.failed"]
     assert harness.requests[0].url.path == "/webhook_endpoints"
+    # By default every event of every route kind: batch events of processors and parse, run events of
+    # workflows.
     assert harness.body() == {
         "url": "https://hooks.example/extend",
         "name": "batchdrop",
-        "enabledEvents": ["batch_processor_run.processed", "batch_processor_run.failed"],
+        "enabledEvents": [
+            "batch_processor_run.processed",
+            "batch_processor_run.failed",
+            "batch_parse_run.processed",
+            "batch_parse_run.failed",
+            "workflow_run.completed",
+            "workflow_run.failed",
+            "workflow_run.needs_review",
+            "workflow_run.rejected",
+        ],
         "apiVersion": "2026-02-09",
     }
 

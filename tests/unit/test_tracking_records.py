@@ -27,6 +27,7 @@ FILES_ATTRIBUTES = {
     "resultSummary",
     "failureReason",
     "failureMessage",
+    "reviewSince",
     "history",
 }
 BATCHES_ATTRIBUTES = {
@@ -54,6 +55,8 @@ BATCHES_ATTRIBUTES = {
     "orphanSearchedAt",
     "lateBatchAt",
     "credits",
+    "runsSettled",
+    "runsOutOfProcessing",
 }
 
 

@@ -13,9 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from importlib import metadata as package_metadata
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -26,19 +24,21 @@ from .errors import (
     ExtendRetryableError,
 )
 from .models import (
-    PROCESSOR_TYPES,
+    WEBHOOK_EVENTS,
+    BatchCreated,
     BatchInput,
     BatchRun,
+    BatchStatus,
     ExtendFile,
     Processor,
     ProcessorRef,
-    ProcessorTypeInfo,
     Run,
     RunPage,
     RunSummary,
     WebhookEndpoint,
 )
 from .ratelimit import RateLimiter
+from .request_parts import batch_reference, path_id, type_info, user_agent
 from .responses import (
     ModelT,
     created_result,
@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.extend.ai"
 DEFAULT_API_VERSION = "2026-02-09"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-DEFAULT_WEBHOOK_EVENTS = ("batch_processor_run.processed", "batch_processor_run.failed")
+DEFAULT_WEBHOOK_EVENTS = WEBHOOK_EVENTS  # every event of every processor type (processors.py)
 MAX_BATCH_INPUTS = 1000
 MAX_RETRY_AFTER_SECONDS = 60.0
 # A create POST waits out a 429 in place only when Extend asks for a short wait; a longer one is the
@@ -61,28 +61,6 @@ MAX_INLINE_POST_WAIT_SECONDS = 10.0
 
 # Failures that happen before any byte of the request reaches Extend, so a POST can safely be resent.
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-def _user_agent() -> str:
-    try:
-        version = package_metadata.version("batchdrop")
-    except package_metadata.PackageNotFoundError:  # the Lambda bundle ships sources without metadata
-        version = "unknown"
-    return f"batchdrop/{version}"
-
-
-def _processor_type(processor_type: str) -> ProcessorTypeInfo:
-    try:
-        return PROCESSOR_TYPES[processor_type]
-    except KeyError:
-        raise ExtendInputError(
-            f"unknown processor type {processor_type!r}; expected one of {', '.join(PROCESSOR_TYPES)}"
-        ) from None
-
-
-def _path_id(value: str) -> str:
-    # Ids can come from webhook payloads: quote them so an odd id cannot point the request elsewhere.
-    return quote(value, safe="")
 
 
 class ExtendClient:
@@ -112,7 +90,7 @@ class ExtendClient:
         self._read_limiter = read_limiter
         self._write_limiter = write_limiter
         self._sleep = sleep
-        headers = {"x-extend-api-version": api_version, "User-Agent": _user_agent()}
+        headers = {"x-extend-api-version": api_version, "User-Agent": user_agent()}
         # Org-scoped keys need the workspace on every request, creates included.
         if workspace_id:
             headers["x-extend-workspace-id"] = workspace_id
@@ -134,43 +112,76 @@ class ExtendClient:
     def create_batch(
         self,
         processor_type: str,
-        processor: ProcessorRef,
+        processor: ProcessorRef | None,
         inputs: Sequence[BatchInput],
         priority: int | None = None,
     ) -> BatchRun:
-        """Submit up to 1,000 inputs as one batch. See the module docstring for what each error means."""
-        info = _processor_type(processor_type)
+        """Submit up to 1,000 inputs as one batch. See the module docstring for what each error means.
+
+        ``processor`` names what runs the inputs: a processor (its version and overrideConfig), a workflow
+        (id and version), or for types configured instead (parse) its ``override_config`` is the config
+        applied to every run (None: Extend's defaults). A type whose create call answers ``{batchId}``
+        only comes back as a BatchRun with that id, PENDING."""
+        info = type_info(processor_type)
         if not 1 <= len(inputs) <= MAX_BATCH_INPUTS:
             raise ExtendInputError(f"a batch needs 1 to {MAX_BATCH_INPUTS} inputs, got {len(inputs)}")
-        if not processor.id.startswith(info.id_prefix):
-            raise ExtendInputError(
-                f"{processor_type} processor ids start with {info.id_prefix!r}, got {processor.id!r}"
-            )
         if not info.accepts_text and any(item.file.text is not None for item in inputs):
             raise ExtendInputError(f"{processor_type} does not accept text inputs; send a url or file id")
-        body: dict[str, Any] = {
-            info.processor_key: processor.to_wire(),
-            "inputs": [item.to_wire() for item in inputs],
-        }
+        body: dict[str, Any] = {"inputs": [item.to_wire() for item in inputs]}
+        body.update(batch_reference(info, processor))
         if priority is not None:
             body["priority"] = priority
-        return self._create(f"{info.runs_path}/batch", BatchRun, json=body)
+        path = f"{info.runs_path}/batch"
+        if info.batch_readable:
+            return self._create(path, BatchRun, json=body)
+        created = self._create(path, BatchCreated, json=body)
+        return BatchRun(object="batch_run", id=created.batch_id, status=BatchStatus.PENDING)
 
     def get_batch_run(self, batch_id: str) -> BatchRun:
-        return self._repeatable("GET", f"/batch_runs/{_path_id(batch_id)}", BatchRun, self._read_limiter)
+        return self._repeatable("GET", f"/batch_runs/{path_id(batch_id)}", BatchRun, self._read_limiter)
 
     def get_processor(
         self, processor_type: str, processor_id: str, *, retries: int | None = None
     ) -> Processor:
-        """Read a processor: the cheapest request that exercises the key and the processor both (a
-        blocked route's probe sends it with ``retries=0``, one request)."""
-        info = _processor_type(processor_type)
-        path = f"{info.processors_path}/{_path_id(processor_id)}"
+        """Read a processor (or workflow): the cheapest request that exercises the key and the processor
+        both (a blocked route's probe sends it with ``retries=0``, one request)."""
+        info = type_info(processor_type)
+        if info.processors_path is None:
+            raise ExtendInputError(f"{processor_type} routes name no processor to read")
+        path = f"{info.processors_path}/{path_id(processor_id)}"
         return self._repeatable("GET", path, Processor, self._read_limiter, max_retries=retries)
 
+    def check_route(
+        self, processor_type: str, processor_id: str | None, *, retries: int | None = None
+    ) -> None:
+        """One read that fails as a submission of this route would for its key or processor: the processor
+        read, or for a type that names none (parse) one run of the list."""
+        info = type_info(processor_type)
+        if info.has_processor:
+            self.get_processor(processor_type, processor_id or "", retries=retries)
+            return
+        params = {name: 1 for name in info.page_size_params}
+        self._repeatable(
+            "GET", info.runs_path, RunPage, self._read_limiter, max_retries=retries, params=params
+        )
+
     def get_run(self, processor_type: str, run_id: str) -> Run:
-        info = _processor_type(processor_type)
-        return self._repeatable("GET", f"{info.runs_path}/{_path_id(run_id)}", Run, self._read_limiter)
+        info = type_info(processor_type)
+        path = f"{info.runs_path}/{path_id(run_id)}"
+        run = self._repeatable("GET", path, Run, self._read_limiter, params=dict(info.get_run_params))
+        output_url = getattr(run, "output_url", None)
+        if run.output is None and isinstance(output_url, str) and output_url:
+            run.output = self._download_output(output_url)  # the output behind a URL instead of inline
+        return run
+
+    def _download_output(self, url: str) -> Any:
+        """A plain GET of a presigned output URL (no auth header: it carries its own credential)."""
+        response = httpx.get(url, timeout=DEFAULT_TIMEOUT)
+        if not response.is_success:
+            raise ExtendRetryableError(
+                f"output URL answered HTTP {response.status_code}", status_code=response.status_code
+            )
+        return response.json()
 
     def list_runs_page(
         self,
@@ -184,17 +195,15 @@ class ExtendClient:
         max_page_size: int = 1000,
         page_token: str | None = None,
     ) -> RunPage:
-        """One page of run summaries (no outputs; use ``get_run`` for those)."""
-        info = _processor_type(processor_type)
-        params = {
-            "batchId": batch_id,
-            info.filter_param: processor_id,
-            "status": status,
-            "sortBy": sort_by,
-            "sortDir": sort_dir,
-            "maxPageSize": max_page_size,
-            "nextPageToken": page_token,
-        }
+        """One page of run summaries (no outputs; use ``get_run`` for those). A type whose list takes no
+        sort (parse) is listed in its default order whatever ``sort_by`` says."""
+        info = type_info(processor_type)
+        params: dict[str, Any] = {"batchId": batch_id, "status": status, "nextPageToken": page_token}
+        if info.filter_param:
+            params[info.filter_param] = processor_id
+        if info.sortable:
+            params.update(sortBy=sort_by, sortDir=sort_dir)
+        params.update({name: max_page_size for name in info.page_size_params})
         params = {key: value for key, value in params.items() if value is not None}
         return self._repeatable("GET", info.runs_path, RunPage, self._read_limiter, params=params)
 

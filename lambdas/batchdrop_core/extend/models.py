@@ -12,7 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 # Defined without pydantic (settings and the functions use them before any model); re-exported here.
-from batchdrop_core.extend.processors import PROCESSOR_TYPES, ProcessorType, ProcessorTypeInfo  # noqa: F401
+from batchdrop_core.extend.processors import (  # noqa: F401
+    PROCESSOR_TYPES,
+    WEBHOOK_EVENTS,
+    ProcessorType,
+    ProcessorTypeInfo,
+)
 from batchdrop_core.extend.statuses import (  # noqa: F401
     TERMINAL_BATCH_STATUSES,
     TERMINAL_RUN_STATUSES,
@@ -31,7 +36,10 @@ class ExtendModel(BaseModel):
 
 
 class ProcessorRef(ExtendModel):
-    id: str
+    """What runs a batch's inputs: a processor or workflow (id, version), and for processors an
+    overrideConfig; for a type configured instead of named (parse), ``override_config`` is that config."""
+
+    id: str | None = None
     version: str | None = None
     override_config: dict[str, Any] | None = None
 
@@ -69,7 +77,7 @@ class BatchInput(ExtendModel):
 
 
 class Processor(ExtendModel):
-    """An extractor, classifier or splitter as ``GET /{extractors,classifiers,splitters}/{id}`` returns it."""
+    """A processor or workflow as ``GET {processors_path}/{id}`` returns it (``processors.py``)."""
 
     object: str | None = None
     id: str
@@ -84,12 +92,19 @@ class BatchRun(ExtendModel):
     created_at: str | None = None
 
 
+class BatchCreated(ExtendModel):
+    """The answer of a create call that makes no BatchRun (workflow batches): the batch id only."""
+
+    batch_id: str
+
+
 class RunSummary(ExtendModel):
-    """A run as the list endpoints return it: no output, no config."""
+    """A run as the list endpoints return it: no output, no config (workflow summaries: no metadata)."""
 
     object: str | None = None
     id: str
     status: str
+    batch_id: str | None = None  # parse and workflow runs say which batch made them
     failure_reason: str | None = None
     failure_message: str | None = None
     metadata: dict[str, Any] | None = None
@@ -115,6 +130,7 @@ class Run(RunSummary):
     """A run read by id: adds the output (present when PROCESSED) and the effective config."""
 
     output: Any = None
+    output_url: str | None = None  # parse runs asked for responseType=url: the output is behind it
     config: Any = None
 
 

@@ -8,6 +8,7 @@ change nothing twice (invariants I1, I3, I4). The tables are defined in ``batchd
 from batchdrop_core.tracking.batches import BatchStore
 from batchdrop_core.tracking.files import FileStore
 from batchdrop_core.tracking.records import (
+    IN_REVIEW,
     MAX_HISTORY_ENTRIES,
     SUBMISSION_NOT_SENT,
     UNROUTED,
@@ -28,6 +29,7 @@ from batchdrop_core.tracking.state import EVENT_ACCEPTED, EVENT_PENDING, StateSt
 __all__ = [
     "EVENT_ACCEPTED",
     "EVENT_PENDING",
+    "IN_REVIEW",
     "MAX_HISTORY_ENTRIES",
     "SUBMISSION_NOT_SENT",
     "UNROUTED",

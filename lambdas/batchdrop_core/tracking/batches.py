@@ -89,6 +89,23 @@ class BatchStore:
         condition = f"#state IN ({', '.join(placeholders)})"
         return self.update(submission_id, update, condition)
 
+    def count_runs(self, submission_id: str, *, settled: int = 0, out_of_processing: int = 0) -> Submission:
+        """Add to the run counters of a submission whose runs report one by one; the item as it is now."""
+        update = UpdateBuilder().add_number("runsSettled", settled)
+        update.add_number("runsOutOfProcessing", out_of_processing)
+        response = self.client.update_item(
+            TableName=self.table,
+            Key=self._key(submission_id),
+            ReturnValues="ALL_NEW",
+            **update.kwargs("attribute_exists(submissionId)"),
+        )
+        return Submission.from_values(from_item(response["Attributes"]))
+
+    def set_run_counts(self, submission_id: str, settled: int, out_of_processing: int) -> bool:
+        """Set the run counters to what a sweep of the batch found (a count a crash left short)."""
+        update = UpdateBuilder().set("runsSettled", settled).set("runsOutOfProcessing", out_of_processing)
+        return self.update(submission_id, update, "attribute_exists(submissionId)")
+
     def link_batch_id(self, submission_id: str, batch_id: str) -> bool:
         """Record Extend's batch id once; a second, different id for one submission is refused."""
         update = UpdateBuilder().set("batchId", batch_id)

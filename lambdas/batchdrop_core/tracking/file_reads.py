@@ -27,6 +27,7 @@ from batchdrop_core.tables import (
     FILES_SUBMISSION_INDEX,
 )
 from batchdrop_core.tracking.records import (
+    IN_REVIEW,
     UNROUTED,
     FileStatus,
     QueuedEntry,
@@ -195,17 +196,30 @@ class FileReads:
         )
 
     def count_by_route_and_status(self) -> dict[str, Counter[str]]:
-        """Files per route (``-`` for unrouted) and status, for operators (``batchdrop status``).
+        """Files per route (``-`` for unrouted) and status, for operators (``batchdrop status``); SUBMITTED
+        files whose run waits on a person's review are counted under SUBMITTED and again under
+        ``IN_REVIEW``.
 
-        A full Scan projected to two attributes: no index can count terminal files, and this never runs
+        A full Scan projected to three attributes: no index can count terminal files, and this never runs
         on a pipeline path.
         """
+        return self.census()[0]
+
+    def census(self) -> tuple[dict[str, Counter[str]], dict[str, str]]:
+        """(files per route and status as ``count_by_route_and_status``, since when the longest review of
+        each route has waited)."""
         counts: dict[str, Counter[str]] = {}
+        oldest_review: dict[str, str] = {}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "ProjectionExpression": "#route, #status",
+            "ProjectionExpression": "#route, #status, reviewSince",
             "ExpressionAttributeNames": {"#route": "route", "#status": "status"},
         }
         for values in scan_all(self.client, **kwargs):
-            counts.setdefault(values.get("route") or UNROUTED, Counter())[values["status"]] += 1
-        return counts
+            route = values.get("route") or UNROUTED
+            counts.setdefault(route, Counter())[values["status"]] += 1
+            since = values.get("reviewSince")
+            if since and values["status"] == FileStatus.SUBMITTED:
+                counts[route][IN_REVIEW] += 1
+                oldest_review[route] = min(since, oldest_review.get(route, since))
+        return counts, oldest_review

@@ -174,6 +174,18 @@ class FileStore(FileReads):
         condition = "submissionId = :expectSubmission AND #status = :expectSubmitted"
         return self._conditional_update(tracked.item_key(), update, condition)
 
+    def mark_in_review(self, tracked: TrackedFile, submission_id: str, run_id: str, since: str) -> bool:
+        """SUBMITTED, its run waiting on a person's review at Extend: recorded once (I4)."""
+        update = UpdateBuilder().set("reviewSince", since).set("runId", run_id)
+        update.value("expectSubmission", submission_id)
+        update.value("expectSubmitted", FileStatus.SUBMITTED)
+        condition = (
+            "submissionId = :expectSubmission AND #status = :expectSubmitted"
+            " AND attribute_not_exists(reviewSince)"
+        )
+        update.name("status")
+        return self._conditional_update(tracked.item_key(), update, condition)
+
     def requeue(
         self,
         tracked: TrackedFile,

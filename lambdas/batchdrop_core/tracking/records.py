@@ -82,6 +82,9 @@ class BatchState:
 
 
 UNROUTED = "-"  # problemRoute of files that matched no route
+# Not a status: SUBMITTED files whose workflow run waits on a person's review (``reviewSince``), as counted
+# for operators.
+IN_REVIEW = "IN_REVIEW"
 
 
 def file_id(bucket: str, key: str, version_id: str) -> str:
@@ -129,6 +132,9 @@ class TrackedFile:
     result_summary: dict[str, Any] | None = None
     failure_reason: str | None = None
     failure_message: str | None = None
+    # Since when its run has waited on a person's review at Extend (workflows' NEEDS_REVIEW): the file is
+    # SUBMITTED, neither failed nor stuck. Kept once the review ends, as a record that there was one.
+    review_since: str | None = None
     # One entry per claim that did not settle the file (a requeued attempt, or a submission that never
     # reached Extend): {at, status: QUEUED, submissionId, runId?, reason}; at most MAX_HISTORY_ENTRIES.
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -196,7 +202,7 @@ class Submission:
     submission_id: str
     route: str
     processor_type: str
-    processor_id: str
+    processor_id: str | None  # None: the type names no processor (parse)
     state: str
     created_at: str
     processor_version: str | None = None
@@ -217,10 +223,15 @@ class Submission:
     orphan_searched_at: str | None = None  # the last of them
     late_batch_at: str | None = None  # an ABANDONED submission's batch turned up at Extend after all
     credits: float | None = None  # Extend credits its runs used, as Extend reported them (when finished)
+    # Types whose runs report one by one (workflows): runs whose file this submission settled, and runs
+    # that left Extend's processing (settled, or waiting on a person's review). Counted by the run events;
+    # the reconciler compares them with Extend's list to find runs whose webhook was lost.
+    runs_settled: int = 0
+    runs_out_of_processing: int = 0
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Submission:
-        return record_from_values(cls, values)
+        return record_from_values(cls, values, processor_id=values.get("processorId"))
 
     def to_values(self) -> dict[str, Any]:
         return record_to_values(self)

@@ -2,8 +2,10 @@
 
 Invoices are small PDFs with "Key: Value" lines (what the simulator's extractor finds), documents are
 text files of a few kinds (what its classifier tells apart), packets are multi-page PDFs (what its
-splitter cuts). A few files are meant to be REJECTED: an empty one, an unsupported type, and a key
-outside every route.
+splitter cuts), pages are multi-page reports with headings (what its parser chunks), claims are claim
+forms (what its workflow extracts; one in ``REVIEW_EVERY`` carries the ``SIMULATE_REVIEW`` marker, so
+its run waits in NEEDS_REVIEW for a person). A few files are meant to be REJECTED: an empty one, an
+unsupported type, and a key outside every route.
 """
 
 from __future__ import annotations
@@ -65,9 +67,51 @@ def packet(rng: random.Random, i: int) -> SampleFile:
     return SampleFile(f"packets/batch-{i // 100:03d}/packet {i:05d}.pdf", _pdf(pages))
 
 
-def sample_files(total: int, seed: int = 7, with_rejects: bool = True) -> list[SampleFile]:
-    """``total`` files over the three example routes (50 % invoices, 30 % documents, 20 % packets),
-    three of them files that must be rejected."""
+REPORT_SECTIONS = ["Summary", "Findings", "Methodology", "Risks", "Next steps", "Appendix"]
+CLAIM_KINDS = ["Water damage", "Theft", "Vehicle collision", "Fire", "Storm damage", "Medical expense"]
+# One claim in this many asks for a person's review at Extend (the simulator's SIMULATE_REVIEW marker).
+REVIEW_EVERY = 20
+
+
+def report(rng: random.Random, i: int) -> SampleFile:
+    """A report of 2 to 5 pages, each opening with a heading, for a parse route."""
+    vendor = rng.choice(VENDORS)
+    pages = [
+        f"QUARTERLY REPORT {section.upper()}\nPrepared by: {vendor}\nReport No: RPT-{i:06d}\n"
+        f"Revenue grew {rng.randint(1, 30)} percent over the quarter, with {rng.randint(2, 40)} new accounts."
+        for section in rng.sample(REPORT_SECTIONS, rng.randint(2, 5))
+    ]
+    return SampleFile(f"pages/reports/{vendor.split()[0].lower()}/RPT-{i:06d}.pdf", _pdf(pages))
+
+
+def claim(rng: random.Random, i: int, review: bool = False) -> SampleFile:
+    """An insurance claim form for a workflow route; with ``review``, one its run waits on a person for."""
+    lines = [
+        "CLAIM FORM",
+        f"Claim Number: CLM-{i:06d}",
+        f"Policy Number: POL-{rng.randint(100_000, 999_999)}",
+        f"Claimant: {rng.choice(VENDORS)}",
+        f"Loss type: {rng.choice(CLAIM_KINDS)}",
+        f"Date of loss: 2026-{rng.randint(1, 11):02d}-{rng.randint(1, 28):02d}",
+        f"Amount claimed: {rng.randint(200, 80_000)}.{rng.randint(0, 99):02d}",
+    ]
+    if review:
+        lines.append("Adjuster note: amount above the automatic approval limit SIMULATE_REVIEW")
+    return SampleFile(f"claims/2026/CLM-{i:06d}.pdf", _pdf(["\n".join(lines)]))
+
+
+MAKERS = {"invoices": invoice, "documents": document, "packets": packet, "pages": report, "claims": claim}
+# Files per route in each run of that many files (the share of each route), in upload order.
+CLASSIC_MIX = {"invoices": 5, "documents": 3, "packets": 2}
+DEMO_MIX = {"invoices": 9, "documents": 4, "packets": 3, "pages": 2, "claims": 2}
+
+
+def sample_files(
+    total: int, seed: int = 7, with_rejects: bool = True, mix: dict[str, int] | None = None
+) -> list[SampleFile]:
+    """``total`` files over the routes of ``mix`` (default ``CLASSIC_MIX``, the three processor routes:
+    50 % invoices, 30 % documents, 20 % packets; the demo's ``DEMO_MIX`` adds pages and claims), three of
+    them files that must be rejected."""
     rng = random.Random(seed)
     rejects = (
         [
@@ -81,6 +125,13 @@ def sample_files(total: int, seed: int = 7, with_rejects: bool = True) -> list[S
         else []
     )
     regular = total - len(rejects)
-    makers = [invoice] * 5 + [document] * 3 + [packet] * 2
-    files = [makers[i % len(makers)](rng, i) for i in range(regular)]
+    order = [route for route, share in (mix or CLASSIC_MIX).items() for _ in range(share)]
+    files, claims = [], 0
+    for i in range(regular):
+        route = order[i % len(order)]
+        if route == "claims":
+            files.append(claim(rng, i, review=claims % REVIEW_EVERY == 1))
+            claims += 1
+        else:
+            files.append(MAKERS[route](rng, i))
     return files + rejects

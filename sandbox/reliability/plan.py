@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.demo import EXAMPLE_ROUTES
-from sandbox.documents import _pdf, sample_files
+from sandbox.documents import CLASSIC_MIX, _pdf, sample_files
 from sandbox.local import SandboxOptions
 
 MAX_ATTEMPTS = 4  # one more than the default: injected faults alone should rarely exhaust a file
@@ -231,8 +231,12 @@ def _marked(planned: Planned, reason: str) -> bytes:
 
 
 # The invoices route forwards user metadata, so the run covers both intake paths: reading each object
-# (metadata, objects deleted before intake) and reading nothing but the notification.
-RELIABILITY_ROUTES = [{**r, "forwardUserMetadata": r["name"] == "invoices"} for r in EXAMPLE_ROUTES]
+# (metadata, objects deleted before intake) and reading nothing but the notification. The workload is
+# sample_files' default mix, so the routes are the demo's three processor routes (extract, classify,
+# split); the demo's parse and workflow routes are not in the fault runs.
+RELIABILITY_ROUTES = [
+    {**r, "forwardUserMetadata": r["name"] == "invoices"} for r in EXAMPLE_ROUTES if r["name"] in CLASSIC_MIX
+]
 
 
 def sandbox_options(options: RunOptions) -> SandboxOptions:

@@ -1,11 +1,13 @@
 """``make demo``: the whole pipeline on this machine, end to end.
 
 Starts the sandbox (moto server, Extend simulator, the real handlers), uploads realistic sample documents
-to the drop bucket, shows progress and what the pipeline is waiting for until every file is terminal, and
-prints a summary. A slow machine only makes it slower: it gives up (exit 1) only when nothing has moved
-for ``--stall-timeout`` seconds, and then says what was stuck. Ctrl-C or SIGTERM stops the sandbox in
-order and says what was left unfinished (a second Ctrl-C forces exit). ``--keep`` leaves the sandbox
-running for the AWS CLI and ``batchdrop``.
+over five example routes (one per processor type: extract, classify, split, parse, workflow) to the drop
+bucket, shows progress and what the pipeline is waiting for until every file is terminal or waiting on a
+person's review at Extend (a few claims ask for one; nobody reviews in the demo), and prints a summary. A
+slow machine only makes it slower: it gives up (exit 1) only when nothing has moved for
+``--stall-timeout`` seconds, and then says what was stuck. Ctrl-C or SIGTERM stops the sandbox in order
+and says what was left unfinished (a second Ctrl-C forces exit). ``--keep`` leaves the sandbox running
+for the AWS CLI and ``batchdrop``.
 
 The package, by concern: ``options`` (the command line, the routes and settings), ``upload`` (the
 uploader), ``observe`` (what the pipeline is doing and waiting for), ``watch`` (progress until done or

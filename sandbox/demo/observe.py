@@ -1,5 +1,9 @@
 """What the pipeline is doing, as the demo sees it: a cheap pulse every second, a census of the files now
-and then, and the lines that say what the pipeline waits for."""
+and then, and the lines that say what the pipeline waits for.
+
+A file whose workflow run waits in NEEDS_REVIEW for a person at Extend is SUBMITTED with ``reviewSince``:
+neither terminal nor stuck. For the demo it is settled (the simulator decided that it waits; nobody
+reviews in the demo), so the demo is done when every file is terminal or waiting on review."""
 
 from __future__ import annotations
 
@@ -11,11 +15,14 @@ from typing import Any
 
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.timeutil import parse_iso
-from batchdrop_core.tracking import BatchState, FileStatus
+from batchdrop_core.tracking import IN_REVIEW, BatchState, FileStatus
 from sandbox.aws import queue_depth
 from sandbox.local import Sandbox, counted
 
 UNROUTED = "(no route)"
+# Extend's run statuses as the simulator holds them: over, and waiting on a person (workflows).
+RUN_DONE = frozenset({"PROCESSED", "FAILED", "CANCELLED", "REJECTED"})
+RUN_IN_REVIEW = "NEEDS_REVIEW"
 
 
 @dataclass
@@ -27,6 +34,7 @@ class Census:
     seconds: float  # how long it took
     oldest_queued: dict[str, float] = field(default_factory=dict)  # route -> epoch of its oldest QUEUED file
     blocked: dict[str, str] = field(default_factory=dict)  # route -> why Extend refuses it
+    oldest_review: dict[str, str] = field(default_factory=dict)  # route -> its longest review's reviewSince
 
     def count(self, statuses: Iterable[str], route: str | None = None) -> int:
         counters = [self.by_route.get(route, Counter())] if route else list(self.by_route.values())
@@ -39,6 +47,16 @@ class Census:
     @property
     def terminal(self) -> int:
         return self.count(FileStatus.TERMINAL)
+
+    @property
+    def in_review(self) -> int:
+        """SUBMITTED files whose workflow run waits on a person's review at Extend."""
+        return self.count([IN_REVIEW])
+
+    @property
+    def settled(self) -> int:
+        """Terminal, or waiting on review: all the demo waits for."""
+        return self.terminal + self.in_review
 
     @property
     def submitted(self) -> int:
@@ -65,6 +83,18 @@ class Pulse:
     def open_batches(self, route: str) -> list[dict[str, Any]]:
         found = [b for b in self.batches if b["route"] == route and b["state"] in BatchState.OPEN]
         return sorted(found, key=lambda b: b["createdAt"])
+
+    def at_work(self, route: str) -> list[dict[str, Any]]:
+        """Open batches of a route, less those whose every run at Extend is over or waiting on review and
+        whose webhooks are delivered (a workflow batch stays open while a review waits)."""
+        if self.extend_runs is None or self.webhooks_pending:
+            return self.open_batches(route)
+        return [b for b in self.open_batches(route) if not self._runs_out(b)]
+
+    def _runs_out(self, batch: dict[str, Any]) -> bool:
+        runs = (self.extend_runs or {}).get(batch.get("batchId") or "", Counter())
+        out = sum(n for status, n in runs.items() if status in RUN_DONE or status == RUN_IN_REVIEW)
+        return bool(runs) and out == sum(runs.values())
 
     def fingerprint(self) -> tuple[Any, ...]:
         batches = tuple(sorted((b["submissionId"], b["state"], b.get("batchId") or "") for b in self.batches))
@@ -126,9 +156,9 @@ class Observer:
     def take_census(self, now: float, pulse: Pulse | None = None) -> Census:
         began = time.monotonic()
         files = self._runtime.files
-        counts = files.count_by_route_and_status()
+        counts, oldest_review = files.census()
         by_route = {(UNROUTED if r == "-" else r): c for r, c in counts.items()}
-        census = Census(by_route=by_route, seconds=time.monotonic() - began)
+        census = Census(by_route=by_route, seconds=time.monotonic() - began, oldest_review=oldest_review)
         for route in self.sandbox.settings.routes:
             if by_route.get(route.name, Counter())[FileStatus.QUEUED]:
                 oldest = files.queue_depth(route.name, 1)[1]
@@ -176,6 +206,8 @@ def waiting_for(
             lines.append(_queued_line(route, queued, census, max_wait, max_batch, flushed, now))
         for batch in opened:
             lines.append(_batch_line(batch, pulse))
+        if census and census.count([IN_REVIEW], route):
+            lines.append(review_line(route, census))
     if pulse.flush_requests:
         lines.append(f"submitter: {counted(pulse.flush_requests, 'flush request')} queued")
     if pulse.collection_requests:
@@ -203,6 +235,14 @@ def _queued_line(
     return f"{head} until maxWaitSeconds ({when}) or flush"
 
 
+def review_line(route: str, census: Census) -> str:
+    """Files of a route whose run waits on a person's review at Extend: settled for the demo, not stuck."""
+    since = census.oldest_review.get(route)
+    head = f"{census.count([IN_REVIEW], route):,} files of route {route} waiting on review at Extend"
+    when = f" since {since[11:19]} UTC" if since and len(since) >= 19 else ""
+    return f"{head}{when}: a person decides; not stuck"
+
+
 def _batch_line(batch: dict[str, Any], pulse: Pulse) -> str:
     count, route = batch.get("fileCount", 0), batch["route"]
     if batch["state"] == BatchState.SUBMITTING:
@@ -217,9 +257,11 @@ def _batch_line(batch: dict[str, Any], pulse: Pulse) -> str:
         return head
     runs = pulse.extend_runs.get(batch.get("batchId") or "", Counter())
     total = sum(runs.values())
-    done = runs["PROCESSED"] + runs["FAILED"]
-    if done < total or not total:
-        return f"{head}: {done:,} of {total:,} runs done"
-    line = f"{head}: every run done, results being collected"
+    done = sum(n for status, n in runs.items() if status in RUN_DONE)
+    review = runs[RUN_IN_REVIEW]
+    in_review = f", {review:,} waiting on review" if review else ""
+    if done + review < total or not total:
+        return f"{head}: {done:,} of {total:,} runs done{in_review}"
+    line = f"{head}: every run done{' or waiting on review' if review else ''}, results being collected"
     pending = pulse.webhooks_pending
     return line + (f" ({counted(pending, 'webhook')} on the way)" if pending else "")

@@ -19,6 +19,15 @@ EXAMPLE_ROUTES = [
     {"name": "invoices", "prefix": "invoices/", "type": "extract", "processorId": "ex_invoices_demo"},
     {"name": "documents", "prefix": "documents/", "type": "classify", "processorId": "cl_doctype_demo"},
     {"name": "packets", "prefix": "packets/", "type": "split", "processorId": "spl_packets_demo"},
+    # A parse route names no processor: its overrideConfig is the ParseConfig sent with every batch.
+    {
+        "name": "pages",
+        "prefix": "pages/",
+        "type": "parse",
+        "overrideConfig": {"target": "markdown", "chunkingStrategy": {"type": "page"}},
+    },
+    # A workflow's runs report one by one, and some wait in NEEDS_REVIEW for a person.
+    {"name": "claims", "prefix": "claims/", "type": "workflow", "processorId": "workflow_claims_demo"},
 ]
 # Without progress for this long, the pipeline is stuck (on the simulator every step shows within
 # seconds; a real Extend API shows nothing until a batch completes, which can take a while).

@@ -12,7 +12,7 @@ from sandbox.demo.options import options_for, parse_args
 from sandbox.demo.summary import print_stuck, print_summary, send_logs_to, summarize
 from sandbox.demo.upload import Uploader
 from sandbox.demo.watch import Outcome, watch
-from sandbox.documents import sample_files
+from sandbox.documents import DEMO_MIX, sample_files
 from sandbox.interrupt import Interrupted
 from sandbox.local import Sandbox
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     interrupt.install()
     console = send_logs_to(args.log)
-    files = sample_files(args.files) if args.files else []
+    files = sample_files(args.files, mix=DEMO_MIX) if args.files else []
     extend = f"Extend at {args.extend_url}" if args.extend_url else "the Extend simulator"
     console.print(f"Starting the sandbox (moto server, {extend})…")
     sandbox = Sandbox(options_for(args))
@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         outcome = Outcome(finished=True)
         if files:
+            routes = ", ".join(f"{r.name} ({r.type})" for r in sandbox.settings.routes)
             console.print(
-                f"Dropping {len(files):,} files; giving up after {args.stall_timeout:.0f} s without progress"
+                f"Dropping {len(files):,} files over {routes}; giving up after {args.stall_timeout:.0f} s "
+                "without progress",
+                highlight=False,
+                soft_wrap=True,
             )
             uploader = Uploader(sandbox, files)
             outcome = watch(
@@ -62,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             keeping = True
             while True:
                 time.sleep(3600)
-        if not outcome.finished or summary["nonTerminal"]:
-            console.print(f"[red]{summary['nonTerminal']} file(s) did not reach a terminal state[/red]")
+        if not outcome.finished or summary["unsettled"]:
+            console.print(
+                f"[red]{summary['unsettled']} file(s) did not reach a terminal state (nor a wait on "
+                "review)[/red]"
+            )
             return 1
         return 0
     except Interrupted as stop:

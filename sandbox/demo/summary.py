@@ -15,7 +15,7 @@ from rich.table import Table
 
 from batchdrop_core.dynamo import scan_all
 from batchdrop_core.observability import SERVICE
-from batchdrop_core.tracking import FileStatus, with_derived_names
+from batchdrop_core.tracking import IN_REVIEW, FileStatus, with_derived_names
 from sandbox import aws
 from sandbox.demo.observe import Census
 from sandbox.demo.watch import Outcome
@@ -27,29 +27,54 @@ def summarize(sandbox: Sandbox, elapsed: float) -> dict[str, Any]:
     resources = sandbox.deployment.resources
     files = [with_derived_names(v) for v in scan_all(ddb, TableName=resources.files_table)]
     batches = list(scan_all(ddb, TableName=resources.batches_table))
-    routes: dict[str, Any] = defaultdict(lambda: {"files": 0, "statuses": Counter(), "batches": []})
+    types = {route.name: route.type for route in sandbox.settings.routes}
+    routes: dict[str, Any] = defaultdict(
+        lambda: {"files": 0, "statuses": Counter(), "batches": [], "inReview": 0, "reviewSince": None}
+    )
     for item in files:
         route = routes[item.get("route") or "(no route)"]
         route["files"] += 1
         route["statuses"][item["status"]] += 1
+        if waits_on_review(item):
+            route["inReview"] += 1
+            since = str(item["reviewSince"])
+            route["reviewSince"] = min(since, route["reviewSince"] or since)
     for batch in sorted(batches, key=lambda b: b["createdAt"]):
         if batch["state"] != "ABANDONED":
             routes[batch["route"]]["batches"].append(batch["fileCount"])
     rejected = sorted(
         (item["key"], item.get("failureReason")) for item in files if item["status"] == FileStatus.REJECTED
     )
+    non_terminal = [item for item in files if item["status"] not in FileStatus.TERMINAL]
+    in_review = sum(1 for item in non_terminal if waits_on_review(item))
     return {
         "elapsedSeconds": round(elapsed, 1),
         "files": len(files),
-        "nonTerminal": sum(1 for item in files if item["status"] not in FileStatus.TERMINAL),
+        "nonTerminal": len(non_terminal),
+        # Of the non-terminal files, those whose workflow run waits on a person's review at Extend (settled
+        # for the demo), and the others (the demo failed to finish them).
+        "waitingOnReview": in_review,
+        "unsettled": len(non_terminal) - in_review,
         "routes": {
-            name: {"files": r["files"], "batches": r["batches"], "byStatus": dict(r["statuses"])}
+            name: {
+                "type": types.get(name),
+                "files": r["files"],
+                "batches": r["batches"],
+                "byStatus": dict(r["statuses"]),
+                "waitingOnReview": r["inReview"],
+                "oldestReviewSince": r["reviewSince"],
+            }
             for name, r in sorted(routes.items())
         },
         "rejected": [{"key": k, "reason": r} for k, r in rejected],
         "notifications": _notifications(sandbox),
         "motoCpuSeconds": round(sandbox.moto.cpu_seconds(), 1),
     }
+
+
+def waits_on_review(item: dict[str, Any]) -> bool:
+    """SUBMITTED, its workflow run waiting in NEEDS_REVIEW for a person at Extend (``reviewSince``)."""
+    return item["status"] == FileStatus.SUBMITTED and bool(item.get("reviewSince"))
 
 
 def _notifications(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -59,23 +84,22 @@ def _notifications(sandbox: Sandbox) -> list[dict[str, Any]]:
 
 def print_summary(console: Console, summary: dict[str, Any], sandbox: Sandbox) -> None:
     table = Table(title="batchdrop demo: per route")
-    for column in ("route", "files", "batches (sizes)", "processed", "failed", "rejected", "other"):
-        table.add_column(column, justify="right" if column not in ("route", "batches (sizes)") else "left")
+    rows = []
     for name, route in summary["routes"].items():
         by = route["byStatus"]
-        other = route["files"] - by.get("PROCESSED", 0) - by.get("FAILED", 0) - by.get("REJECTED", 0)
+        counts = [by.get(s, 0) for s in ("PROCESSED", "FAILED", "REJECTED")] + [route["waitingOnReview"]]
         sizes = ", ".join(str(s) for s in route["batches"]) or "-"
-        table.add_row(
-            name,
-            str(route["files"]),
-            f"{len(route['batches'])} ({sizes})",
-            str(by.get("PROCESSED", 0)),
-            str(by.get("FAILED", 0)),
-            str(by.get("REJECTED", 0)),
-            str(other),
-        )
+        rows.append([name, route["files"], sizes, *counts, route["files"] - sum(counts)])
+    # "other": neither terminal nor waiting on review, shown only when the demo left such files.
+    other = any(row[-1] for row in rows)
+    columns = ["route", "files", "batch sizes", "processed", "failed", "rejected", "in review", "other"]
+    for column in columns[: None if other else -1]:
+        table.add_column(column, justify="left" if column in ("route", "batch sizes") else "right")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row[: None if other else -1]))
     console.print(table)
     console.print(f"elapsed: {summary['elapsedSeconds']} s, files tracked: {summary['files']}")
+    _print_reviews(console, summary, sandbox)
     for item in summary["rejected"]:
         console.print(f"  rejected: {item['key']!r}: {item['reason']}")
     console.print(f"SNS notifications received: {len(summary['notifications'])}")
@@ -91,6 +115,35 @@ def print_summary(console: Console, summary: dict[str, Any], sandbox: Sandbox) -
     console.print(
         f"  AWS_ENDPOINT_URL={sandbox.moto.url} aws s3 ls s3://{bucket}/invoices/ --recursive | head"
     )
+
+
+def _print_reviews(console: Console, summary: dict[str, Any], sandbox: Sandbox) -> None:
+    """The files waiting on review: a person decides them in Extend; the demo does not wait for that."""
+    for name, route in summary["routes"].items():
+        if route["waitingOnReview"]:
+            since = route["oldestReviewSince"] or ""
+            console.print(
+                f"waiting on review: {route['waitingOnReview']} files of route {name} (the longest since "
+                f"{since[11:19]} UTC)",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not summary["waitingOnReview"]:
+        return
+    console.print(
+        "  Their workflow runs wait in NEEDS_REVIEW for a person in Extend: not stuck, not failed. Each "
+        "ends PROCESSED once approved, or FAILED with reason REJECTED once rejected; until then the files "
+        "stay SUBMITTED (`batchdrop status`: column IN_REVIEW, longest review) and their batch open.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if sandbox.simulator is not None:
+        console.print(
+            "  With --keep, decide them as a reviewer would: curl -X POST "
+            f'{sandbox.settings.extend_base_url}/_sim/workflow_reviews -d \'{{"decision": "approve"}}\'',
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def send_logs_to(path: Path) -> Console:
@@ -115,6 +168,8 @@ def print_stuck(console: Console, outcome: Outcome, census: Census) -> None:
     console.print("not terminal, by route and status:")
     for route, counts in sorted(census.by_route.items()):
         left = [f"{s} {counts[s]:,}" for s in FileStatus.ALL if s not in FileStatus.TERMINAL and counts[s]]
+        if counts[IN_REVIEW]:
+            left.append(f"of them waiting on review {counts[IN_REVIEW]:,}")
         if left:
             console.print(f"  {route}: {', '.join(left)}", highlight=False, soft_wrap=True)
     if outcome.stuck:

@@ -1,5 +1,6 @@
 """The demo's watch: uploads while showing progress (bars on a terminal, a line now and then otherwise)
-until every file is terminal, the pipeline stalls, or the time is up."""
+until every file is terminal or waiting on a person's review at Extend, the pipeline stalls, or the time
+is up."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from sandbox.demo.observe import Census, Observer, Pulse, waiting_for
+from batchdrop_core.tracking import IN_REVIEW
+from sandbox.demo.observe import Census, Observer, Pulse, review_line, waiting_for
 from sandbox.demo.upload import Uploader
 from sandbox.local import Sandbox
 
@@ -68,7 +70,9 @@ def watch(
     timeout: float | None = None,
     log_every: float = 30.0,
 ) -> Outcome:
-    """Upload while showing progress; until every file is terminal, the pipeline stalls, or ``timeout``."""
+    """Upload while showing progress; until every file is terminal or waiting on review (a workflow run in
+    NEEDS_REVIEW: the simulator decided it waits for a person, and nobody reviews in the demo), the
+    pipeline stalls, or ``timeout``."""
     expected = len(uploader.files)
     observer = Observer(sandbox)
     settings = sandbox.settings
@@ -94,11 +98,7 @@ def watch(
             try:
                 pulse = observer.pulse()
                 all_in = uploader.done and pulse.tracked >= expected
-                idle = (
-                    all_in
-                    and not pulse.collection_requests
-                    and not any(pulse.open_batches(r) for r in routes)
-                )
+                idle = all_in and not pulse.collection_requests and not any(pulse.at_work(r) for r in routes)
                 if observer.census_due(now) or (idle and observer.stale(pulse)):
                     observer.take_census(now, pulse)
             except Exception as exc:  # noqa: BLE001 - a busy moto may time out; the next round reads again
@@ -125,8 +125,9 @@ def watch(
             if census:
                 display.update(bars["submitted"], completed=min(census.submitted, expected))
                 display.update(bars["terminal"], completed=min(census.terminal, expected))
-            if census and uploader.done and census.terminal >= expected:
-                display.waiting = []
+            if census and uploader.done and census.settled >= expected:
+                # What still shows: the files waiting on review, which no one in the demo decides.
+                display.waiting = [review_line(r, census) for r in routes if census.count([IN_REVIEW], r)]
                 return Outcome(finished=True)
             if all_in and not flushed:
                 # Everything has arrived: do what an operator would (`batchdrop flush`) rather than
@@ -167,6 +168,8 @@ def _log_progress(
     parts = [f"uploaded {uploader.count:,}/{len(uploader.files):,}", f"tracked {pulse.tracked:,}"]
     if census:
         parts += [f"submitted {census.submitted:,}", f"terminal {census.terminal:,}"]
+        if census.in_review:
+            parts.append(f"waiting on review {census.in_review:,}")
     console.print(f"[{elapsed:5.0f} s] " + ", ".join(parts), highlight=False, soft_wrap=True)
     for line in lines:
         console.print(f"  waiting: {line}", highlight=False, soft_wrap=True)

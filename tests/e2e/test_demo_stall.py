@@ -8,7 +8,7 @@ import io
 from rich.console import Console
 
 from sandbox.demo import Observer, Uploader, options_for, parse_args, print_stuck, watch
-from sandbox.documents import sample_files
+from sandbox.documents import DEMO_MIX, sample_files
 from sandbox.local import Sandbox
 
 
@@ -17,7 +17,7 @@ def test_with_the_submitter_down_it_gives_up_after_the_stall_timeout_and_says_wh
     sandbox = Sandbox(options_for(parse_args(["--max-wait", "3600"]))).start()
     try:
         sandbox.pipeline.submitter.stop()
-        files = sample_files(40)
+        files = sample_files(40, mix=DEMO_MIX)
         out = io.StringIO()
         console = Console(file=out, width=200)
 
@@ -30,11 +30,12 @@ def test_with_the_submitter_down_it_gives_up_after_the_stall_timeout_and_says_wh
     # Then it gave up for want of progress, saying what it waited for and what was stuck where
     assert not outcome.finished
     assert outcome.reason.startswith("no progress for 2") and "--stall-timeout 20" in outcome.reason
-    assert "20 files QUEUED on route invoices: flush requested, waiting for the submitter" in outcome.stuck
+    assert "18 files QUEUED on route invoices: flush requested, waiting for the submitter" in outcome.stuck
     assert any(line.startswith("submitter: ") and "flush request" in line for line in outcome.stuck)
     text = out.getvalue()
     assert "gave up: no progress for" in text
-    assert "  invoices: QUEUED 20\n" in text and "  documents: QUEUED 11\n" in text, text
-    assert "  packets: QUEUED 6\n" in text, text
+    assert "  invoices: QUEUED 18\n" in text and "  documents: QUEUED 8\n" in text, text
+    assert "  packets: QUEUED 6\n" in text and "  pages: QUEUED 3\n" in text, text
+    assert "  claims: QUEUED 2\n" in text, text
     # And a progress line was logged without a terminal (the console here is a StringIO)
-    assert "waiting: uploading:" in text or "waiting: intake:" in text or "waiting: 20 files QUEUED" in text
+    assert "waiting: uploading:" in text or "waiting: intake:" in text or "waiting: 18 files QUEUED" in text

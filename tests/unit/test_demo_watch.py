@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sandbox.demo import Census, Pulse, Stall, waiting_for
+from sandbox.demo import EXAMPLE_ROUTES, Census, Pulse, Stall, waiting_for
 from sandbox.local import StopReport
 
 NOW = 1_800_000_000.0  # wall clock
-ROUTES = ["invoices", "documents", "packets"]
+ROUTES = [r["name"] for r in EXAMPLE_ROUTES]  # the demo's five: invoices … claims
 
 
 def iso(epoch: float) -> str:
@@ -56,6 +56,39 @@ def test_it_says_which_batch_at_extend_it_waits_for_and_how_far_extend_is() -> N
     ]
     pulse.extend_runs = None  # a real Extend API shows nothing until the batch completes
     assert lines(pulse, None) == ["749 files of route documents submitted in batch bpr_doc at Extend"]
+
+
+def test_runs_waiting_on_review_are_told_apart_from_runs_at_work() -> None:
+    pulse = Pulse(
+        tracked=250,
+        batches=[batch("claims", "SUBMITTED", 250, "batch_claims")],
+        extend_runs={"batch_claims": Counter(PROCESSED=200, PROCESSING=38, NEEDS_REVIEW=12)},
+    )
+    head = "250 files of route claims submitted in batch batch_claims at Extend"
+    assert lines(pulse, None) == [f"{head}: 200 of 250 runs done, 12 waiting on review"]
+    assert pulse.at_work("claims") == pulse.batches
+    # Every run over or waiting on a person: the batch stays open at batchdrop, but nothing is at work
+    pulse.extend_runs = {"batch_claims": Counter(PROCESSED=236, REJECTED=1, FAILED=1, NEEDS_REVIEW=12)}
+    assert lines(pulse, None) == [f"{head}: every run done or waiting on review, results being collected"]
+    assert pulse.at_work("claims") == []
+    pulse.webhooks_pending = 3  # ... unless their events are still on the way
+    assert pulse.at_work("claims") == pulse.batches
+
+
+def test_files_waiting_on_review_are_settled_for_the_demo_and_said_to_be_no_stall() -> None:
+    # Given 12 claims SUBMITTED whose workflow runs wait on a person (counted again under IN_REVIEW)
+    found = census(
+        claims={"PROCESSED": 236, "FAILED": 2, "SUBMITTED": 12, "IN_REVIEW": 12},
+        invoices={"PROCESSED": 99, "REJECTED": 1},
+    )
+    found.oldest_review["claims"] = "2027-01-15T08:30:05.123456Z"
+
+    # Then they are tracked once, not terminal, and settled for the demo's purpose
+    assert (found.tracked, found.terminal, found.in_review, found.settled) == (350, 338, 12, 350)
+    pulse = Pulse(tracked=350, batches=[])
+    assert lines(pulse, found, routes=["invoices", "claims"]) == [
+        "12 files of route claims waiting on review at Extend since 08:30:05 UTC: a person decides; not stuck"
+    ]
 
 
 def test_it_says_when_a_partial_batch_goes_out_and_that_a_flush_was_asked_for() -> None:

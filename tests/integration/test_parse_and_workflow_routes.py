@@ -238,3 +238,55 @@ def test_lost_run_events_are_found_by_the_reconciler(
     pipeline.pump()
     assert {f["status"] for f in all_files(pipeline)} == {FileStatus.PROCESSED}
     assert submissions(pipeline)[0]["state"] == BatchState.COMPLETED
+
+
+def test_a_crash_between_a_run_record_and_its_count_records_nothing_twice(
+    env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a workflow batch of three finished runs whose events we deliver by hand
+    pipeline = build(env, maxBatchSize=3, webhookGraceMinutes=1)
+    alerts = subscribe_queue_to_topic(env.deployment, f"{env.deployment.resources.drop_bucket}-alerts")
+    env.sim.faults.webhook_drop_rate = 1.0
+    upload(env.deployment, [f"claims/crash-{i}.txt" for i in range(3)])
+    pump_until(pipeline, env, lambda: sim_run_statuses(env) == {"PROCESSED": 3})
+    (batch,) = httpx.get(f"{env.sim.base_url}/_sim/batches", timeout=10).json()["batches"]
+    rt = pipeline.runtime("results")
+    from batchdrop_core.collect import collect
+    from batchdrop_core.messages import CollectionRequest
+
+    def event(run_id: str) -> CollectionRequest:
+        return CollectionRequest(
+            batch["id"], source="webhook", event_type="workflow_run.completed", run_id=run_id
+        )
+
+    # When the first run's event dies after its file was recorded and before it was counted
+    count_runs = rt.batches.count_runs
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the function timed out here")
+
+    monkeypatch.setattr(rt.batches, "count_runs", crash)
+    with pytest.raises(RuntimeError):
+        collect(rt, event(batch["runIds"][0]), lambda: 900.0)
+    monkeypatch.setattr(rt.batches, "count_runs", count_runs)
+    # ... and SQS delivers it again, then the other two events arrive
+    for run_id in batch["runIds"]:
+        collect(rt, event(run_id), lambda: 900.0)
+
+    # Then each file is recorded once, and the count is one short: the batch is not finished yet
+    files = assert_bucket_and_table_agree(pipeline, env.deployment)
+    assert {f["status"] for f in files} == {FileStatus.PROCESSED}
+    (submission,) = submissions(pipeline)
+    assert (submission["state"], submission["runsSettled"]) == (BatchState.SUBMITTED, 2)
+
+    # When the reconciler compares the counters with Extend's list after the grace period
+    later = timeutil.utc_now() + timedelta(minutes=2)
+    monkeypatch.setattr(timeutil, "utc_now", lambda: later)
+    assert len(pipeline.schedule("reconcile")["collectionRequested"]) == 1
+    pipeline.pump()
+
+    # Then a sweep finishes the batch: recorded once, announced once, the counters set right
+    (done,) = submissions(pipeline)
+    assert (done["state"], done["runsSettled"], done["processedCount"]) == (BatchState.COMPLETED, 3, 3)
+    assert [m["batchId"] for m, _ in notifications(env.deployment, alerts)] == [batch["id"]]
+    assert len(assert_bucket_and_table_agree(pipeline, env.deployment)) == 3

@@ -12,7 +12,18 @@ import typer
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 from typer.core import TyperGroup
 
-from batchdrop_cli import actions, configure, export, health, output, reprocess, status, views, waiting
+from batchdrop_cli import (
+    actions,
+    configure,
+    export,
+    health,
+    output,
+    reprocess,
+    status,
+    views,
+    waiting,
+    webhooks,
+)
 from batchdrop_cli.common import Options
 from batchdrop_cli.targets import UserError
 from batchdrop_core.config import ConfigError
@@ -139,7 +150,7 @@ app.command()(configure.setup)
 app.command()(health.doctor)
 app.command()(reprocess.reprocess)
 app.command()(waiting.wait)
-app.command("register-webhook")(actions.register_webhook)
+app.command("register-webhook")(webhooks.register_webhook)
 app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from batchdrop_cli import output
-from batchdrop_cli.actions import create_webhook
 from batchdrop_cli.common import target_of
 from batchdrop_cli.health import API_KEY_PREFIX, SIGNING_SECRET_PREFIX, check_processors
 from batchdrop_cli.targets import Target, UserError
 from batchdrop_cli.views import JsonOption
+from batchdrop_cli.webhooks import create_webhook
 from batchdrop_core.runtime import Runtime
 
 EXIT_PROBLEMS = 3  # set up, but a route's processor is missing: the same code as doctor's

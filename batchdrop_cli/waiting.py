@@ -88,7 +88,11 @@ def _file_check(rt: Runtime, bucket: str, key: str) -> Check:
         if not versions:
             return [f"{key} (not tracked yet)"]
         newest = versions[0]
-        return [] if newest.status in FileStatus.TERMINAL else [f"{key} ({newest.status})"]
+        if newest.status in FileStatus.TERMINAL:
+            return []
+        if newest.review_since:  # a workflow run waiting for a person in Extend's dashboard
+            return [f"{key} ({newest.status}, waiting on review at Extend since {newest.review_since})"]
+        return [f"{key} ({newest.status})"]
 
     return pending
 

@@ -200,6 +200,13 @@ def create_webhook_endpoint(sim: ExtendSimulator, req: Request) -> Response:
     events = body.get("enabledEvents")
     if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
         raise invalid("enabledEvents must be a non-empty list of event types")
+    scoped = [e for e in events if e.startswith(SUBSCRIPTION_ONLY_EVENT_PREFIX)]
+    if scoped:
+        # As at Extend: an endpoint's own events exclude workflow run events (WebhookEndpointEventType).
+        raise invalid(
+            f"{scoped[0]} is not an endpoint event; subscribe to a workflow's runs with "
+            "POST /webhook_subscriptions; Path: enabledEvents"
+        )
     status = body.get("status", "enabled")
     if status not in ("enabled", "disabled"):
         raise invalid("status must be enabled or disabled")
@@ -226,6 +233,51 @@ def create_webhook_endpoint(sim: ExtendSimulator, req: Request) -> Response:
     )
 
 
+SUBSCRIPTION_ONLY_EVENT_PREFIX = "workflow_run."
+SUBSCRIPTION_EVENTS = {
+    "extractor": ("extract_run.", "batch_processor_run."),
+    "classifier": ("classify_run.", "batch_processor_run."),
+    "splitter": ("split_run.", "batch_processor_run."),
+    "workflow": ("workflow_run.",),
+}
+
+
+def create_webhook_subscription(sim: ExtendSimulator, req: Request) -> Response:
+    """POST /webhook_subscriptions: one resource's events (a workflow's runs) to a registered endpoint."""
+    body = req.json()
+    if not isinstance(body, dict):
+        raise invalid("Body must be a JSON object")
+    endpoint_id, kind, resource_id = (
+        body.get(k) for k in ("webhookEndpointId", "resourceType", "resourceId")
+    )
+    if kind not in SUBSCRIPTION_EVENTS:
+        raise invalid(f"resourceType must be one of {', '.join(SUBSCRIPTION_EVENTS)}; Path: resourceType")
+    if not isinstance(resource_id, str) or not resource_id:
+        raise invalid("resourceId is required; Path: resourceId")
+    events = body.get("enabledEvents")
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise invalid("enabledEvents must be a non-empty list of event types; Path: enabledEvents")
+    wrong = [e for e in events if not e.startswith(SUBSCRIPTION_EVENTS[kind])]
+    if wrong:
+        raise invalid(f"{wrong[0]} is not an event of a {kind}; Path: enabledEvents")
+    if not isinstance(endpoint_id, str) or not sim.webhooks.subscribe(endpoint_id, kind, resource_id, events):
+        raise not_found(f"Webhook endpoint {endpoint_id} not found")
+    now = iso(time.time())
+    return Response(
+        200,
+        {
+            "object": "webhook_subscription",
+            "id": new_id("whs_"),
+            "webhookEndpointId": endpoint_id,
+            "resourceType": kind,
+            "resourceId": resource_id,
+            "enabledEvents": events,
+            "createdAt": now,
+            "updatedAt": now,
+        },
+    )
+
+
 # -- routing -----------------------------------------------------------------------------------------
 
 
@@ -238,6 +290,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/batch_runs/{id}", get_batch),
     ("POST", "/files/upload", upload_file),
     ("POST", "/webhook_endpoints", create_webhook_endpoint),
+    ("POST", "/webhook_subscriptions", create_webhook_subscription),
     *[
         route
         for kind in KINDS.values()

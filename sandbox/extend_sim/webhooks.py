@@ -52,9 +52,18 @@ class Target:
     secret: str
     enabled_events: list[str] | None = None  # None: every event
     endpoint_id: str | None = None  # None: configured at start-up, survives /_sim/reset
+    # POST /webhook_subscriptions: (resource type, resource id, events), e.g. one workflow's run events
+    subscriptions: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
 
-    def wants(self, event_type: str) -> bool:
-        return not self.enabled_events or event_type in self.enabled_events
+    def wants(self, event_type: str, resources: dict[str, str] | None = None) -> bool:
+        """Whether this endpoint gets an event: every event (a start-up target), an event it enabled, or
+        an event of a resource (``resources``: type -> id of the event's resource) it subscribed to."""
+        if not self.enabled_events or event_type in self.enabled_events:
+            return True
+        return any(
+            event_type in events and (resources or {}).get(kind) == resource_id
+            for kind, resource_id, events in self.subscriptions
+        )
 
 
 @dataclass
@@ -128,6 +137,15 @@ class WebhookSender:
         with self._cond:
             self.targets.append(target)
 
+    def subscribe(self, endpoint_id: str, kind: str, resource_id: str, events: list[str]) -> bool:
+        """Add a resource subscription to an endpoint; False when no such endpoint is registered."""
+        with self._cond:
+            for target in self.targets:
+                if target.endpoint_id == endpoint_id:
+                    target.subscriptions.append((kind, resource_id, frozenset(events)))
+                    return True
+        return False
+
     def pending(self) -> int:
         """Deliveries not finished yet (queued, waiting for a retry, or being sent)."""
         with self._cond:
@@ -151,8 +169,10 @@ class WebhookSender:
             if payload.get("metadata"):
                 sent["metadata"] = payload["metadata"]
         body = json.dumps({"eventId": event_id, "eventType": event_type, "payload": sent}).encode()
+        workflow = payload.get("workflow")
+        resources = {"workflow": workflow["id"]} if isinstance(workflow, dict) and "id" in workflow else {}
         with self._cond:
-            targets = [t for t in self.targets if t.wants(event_type)]
+            targets = [t for t in self.targets if t.wants(event_type, resources)]
         for target in targets:
             delivery = Delivery(event_id, event_type, batch_id, object_id, target, body)
             if self._chance.hit(self._faults.webhook_drop_rate):

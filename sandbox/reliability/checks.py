@@ -327,8 +327,9 @@ def _check_batch(
     if file_routes != {submission["route"]} or route is None:
         v["I2"].append(f"batch {batch['id']} of route {submission['route']} holds files of {file_routes}")
         return
-    if (batch["type"], batch["processor"]["id"]) != (route.type, route.processor_id):
-        v["I2"].append(f"batch {batch['id']} went to {batch['type']} {batch['processor']['id']}")
+    processor_id = (batch["processor"] or {}).get("id")  # parse batches name no processor
+    if (batch["type"], processor_id) != (route.type, route.processor_id):
+        v["I2"].append(f"batch {batch['id']} went to {batch['type']} {processor_id}")
     if size >= settings.max_batch_size:
         return
     created, claim_end = claim_window(submission)

@@ -148,3 +148,42 @@ def test_read_limiter_keeps_the_client_under_the_simulators_read_rate(sim: Exten
         elapsed = time.monotonic() - started
     assert elapsed >= 29 / 15 * 0.95
     assert sim_get(sim, "stats")["counters"].get("rate_limited", 0) == 0
+
+
+def test_workflow_run_events_come_through_a_subscription_not_the_endpoint(sim: ExtendSimulator) -> None:
+    received: list[dict] = []
+    from sandbox.apigw import ApiGatewayServer
+
+    def handler(event: dict, context: object) -> dict:
+        import json
+
+        received.append(json.loads(event["body"]))
+        return {"statusCode": 200, "body": "{}"}
+
+    with ApiGatewayServer(handler) as gateway, client_for(sim) as client:
+        url = gateway.url + "/hook"
+        # An endpoint refuses workflow run events as its own (Extend's endpoint event types exclude them)
+        with pytest.raises(ExtendRejectedError, match="webhook_subscriptions"):
+            client.create_webhook_endpoint(url, name="b", enabled_events=["workflow_run.completed"])
+        # The default registration is the table's endpoint events; a workflow's runs are subscribed
+        endpoint = client.create_webhook_endpoint(url, name="batchdrop")
+        subscription = client.create_webhook_subscription(
+            endpoint.id, "workflow", "workflow_ours", ["workflow_run.completed", "workflow_run.failed"]
+        )
+        assert subscription.id.startswith("whs_") and subscription.resource_id == "workflow_ours"
+        with pytest.raises(ExtendRejectedError, match="not an event of a workflow"):
+            client.create_webhook_subscription(
+                endpoint.id, "workflow", "workflow_x", ["extract_run.processed"]
+            )
+
+        # When runs of the subscribed workflow and of another one finish
+        for workflow in ("workflow_ours", "workflow_other"):
+            client.create_batch("workflow", ProcessorRef(id=workflow), text_inputs(2, tag=workflow))
+        deadline = time.monotonic() + 20
+        while sim_get(sim, "stats")["webhooksPending"] or len(received) < 2:
+            assert time.monotonic() < deadline, "no deliveries"
+            time.sleep(0.05)
+
+    # Then only the subscribed workflow's run events arrived, one per run
+    assert sorted(e["eventType"] for e in received) == ["workflow_run.completed"] * 2
+    assert {e["payload"]["workflow"]["id"] for e in received} == {"workflow_ours"}

@@ -51,20 +51,10 @@ def wait_for(check: Any, timeout: float = 60.0, what: str = "") -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def sim_runs(env: SimpleNamespace, kind: str) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = []
-    token = None
-    while True:
-        params = {"maxPageSize": 1000, **({"nextPageToken": token} if token else {})}
-        page = httpx.get(
-            f"{env.sim.base_url}/{kind}_runs",
-            params=params,
-            headers={"Authorization": f"Bearer {env.sim.api_key}"},
-        ).json()
-        runs += page["data"]
-        token = page.get("nextPageToken")
-        if not token:
-            return runs
+def sim_run_statuses(env: SimpleNamespace) -> Counter[str]:
+    """The statuses of every run the simulator holds, over all its batches."""
+    batches = httpx.get(f"{env.sim.base_url}/_sim/batches", timeout=10).json()["batches"]
+    return sum((Counter(b["runStatuses"]) for b in batches), Counter())
 
 
 def settle_deliveries(env: SimpleNamespace) -> None:
@@ -222,10 +212,7 @@ def test_lost_run_events_are_found_by_the_reconciler(
     pump_until(
         pipeline,
         env,
-        lambda: (
-            len(sim_runs(env, "workflow")) == 6
-            and all(r["status"] in ("PROCESSED", "NEEDS_REVIEW") for r in sim_runs(env, "workflow"))
-        ),
+        lambda: sim_run_statuses(env) == {"PROCESSED": 5, "NEEDS_REVIEW": 1},
     )
     assert {f["status"] for f in all_files(pipeline)} == {FileStatus.SUBMITTED}
 
@@ -251,3 +238,55 @@ def test_lost_run_events_are_found_by_the_reconciler(
     pipeline.pump()
     assert {f["status"] for f in all_files(pipeline)} == {FileStatus.PROCESSED}
     assert submissions(pipeline)[0]["state"] == BatchState.COMPLETED
+
+
+def test_a_crash_between_a_run_record_and_its_count_records_nothing_twice(
+    env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a workflow batch of three finished runs whose events we deliver by hand
+    pipeline = build(env, maxBatchSize=3, webhookGraceMinutes=1)
+    alerts = subscribe_queue_to_topic(env.deployment, f"{env.deployment.resources.drop_bucket}-alerts")
+    env.sim.faults.webhook_drop_rate = 1.0
+    upload(env.deployment, [f"claims/crash-{i}.txt" for i in range(3)])
+    pump_until(pipeline, env, lambda: sim_run_statuses(env) == {"PROCESSED": 3})
+    (batch,) = httpx.get(f"{env.sim.base_url}/_sim/batches", timeout=10).json()["batches"]
+    rt = pipeline.runtime("results")
+    from batchdrop_core.collect import collect
+    from batchdrop_core.messages import CollectionRequest
+
+    def event(run_id: str) -> CollectionRequest:
+        return CollectionRequest(
+            batch["id"], source="webhook", event_type="workflow_run.completed", run_id=run_id
+        )
+
+    # When the first run's event dies after its file was recorded and before it was counted
+    count_runs = rt.batches.count_runs
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the function timed out here")
+
+    monkeypatch.setattr(rt.batches, "count_runs", crash)
+    with pytest.raises(RuntimeError):
+        collect(rt, event(batch["runIds"][0]), lambda: 900.0)
+    monkeypatch.setattr(rt.batches, "count_runs", count_runs)
+    # ... and SQS delivers it again, then the other two events arrive
+    for run_id in batch["runIds"]:
+        collect(rt, event(run_id), lambda: 900.0)
+
+    # Then each file is recorded once, and the count is one short: the batch is not finished yet
+    files = assert_bucket_and_table_agree(pipeline, env.deployment)
+    assert {f["status"] for f in files} == {FileStatus.PROCESSED}
+    (submission,) = submissions(pipeline)
+    assert (submission["state"], submission["runsSettled"]) == (BatchState.SUBMITTED, 2)
+
+    # When the reconciler compares the counters with Extend's list after the grace period
+    later = timeutil.utc_now() + timedelta(minutes=2)
+    monkeypatch.setattr(timeutil, "utc_now", lambda: later)
+    assert len(pipeline.schedule("reconcile")["collectionRequested"]) == 1
+    pipeline.pump()
+
+    # Then a sweep finishes the batch: recorded once, announced once, the counters set right
+    (done,) = submissions(pipeline)
+    assert (done["state"], done["runsSettled"], done["processedCount"]) == (BatchState.COMPLETED, 3, 3)
+    assert [m["batchId"] for m, _ in notifications(env.deployment, alerts)] == [batch["id"]]
+    assert len(assert_bucket_and_table_agree(pipeline, env.deployment)) == 3

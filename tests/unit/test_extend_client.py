@@ -674,8 +674,8 @@ def test_create_webhook_endpoint_returns_the_signing_secret() -> None:
     assert endpoint.signing_secret == "wss_abc"
     assert endpoint.enabled_events == ["batch_processor_run.processed", "batch_processor_run.failed"]
     assert harness.requests[0].url.path == "/webhook_endpoints"
-    # By default every event of every route kind: batch events of processors and parse, run events of
-    # workflows.
+    # By default the batch events of processors and parse; workflows' run events come through a
+    # subscription per workflow (an endpoint does not take them)
     assert harness.body() == {
         "url": "https://hooks.example/extend",
         "name": "batchdrop",
@@ -684,12 +684,27 @@ def test_create_webhook_endpoint_returns_the_signing_secret() -> None:
             "batch_processor_run.failed",
             "batch_parse_run.processed",
             "batch_parse_run.failed",
-            "workflow_run.completed",
-            "workflow_run.failed",
-            "workflow_run.needs_review",
-            "workflow_run.rejected",
         ],
         "apiVersion": "2026-02-09",
+    }
+
+
+def test_create_webhook_subscription_names_the_endpoint_resource_and_events() -> None:
+    harness = Harness(
+        reply(200, {"object": "webhook_subscription", "id": "whs_1", "resourceId": "workflow_1"})
+    )
+
+    subscription = harness.client.create_webhook_subscription(
+        "whe_1", "workflow", "workflow_1", ["workflow_run.completed"]
+    )
+
+    assert subscription.id == "whs_1"
+    assert harness.requests[0].url.path == "/webhook_subscriptions"
+    assert harness.body() == {
+        "webhookEndpointId": "whe_1",
+        "resourceType": "workflow",
+        "resourceId": "workflow_1",
+        "enabledEvents": ["workflow_run.completed"],
     }
 
 

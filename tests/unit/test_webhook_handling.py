@@ -134,6 +134,85 @@ def test_the_signed_data_url_variant_is_enqueued_by_its_batch_id_without_the_url
     assert "signature=" not in json.dumps(rt.enqueued)
 
 
+def test_a_parse_batch_event_is_enqueued_by_its_batch_id() -> None:
+    rt = FakeRuntime()
+    payload = {"object": "batch_run", "id": "bpar_1", "status": "PROCESSED", "runCount": 3}
+    body = json.dumps({"eventId": "evt_p", "eventType": "batch_parse_run.processed", "payload": payload})
+
+    reply = deliver(rt, body.encode())
+
+    assert reply.status == 200
+    assert rt.enqueued == [
+        {
+            "eventId": "evt_p",
+            "eventType": "batch_parse_run.processed",
+            "batchId": "bpar_1",
+            "source": "webhook",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["workflow_run.completed", "workflow_run.failed", "workflow_run.needs_review", "workflow_run.rejected"],
+)
+def test_a_workflow_run_event_names_its_run_batch_and_submission(event_type: str) -> None:
+    rt = FakeRuntime()
+    payload = {
+        "object": "workflow_run",
+        "id": "workflow_run_9",
+        "batchId": "batch_4",
+        "status": "PROCESSED",
+        "metadata": {"batchdrop": {"submissionId": "sub_1", "fileId": "drop/claims/a.pdf#v1"}, "tenant": "x"},
+        "outputs": [{"big": "x" * 1000}],
+    }
+    body = json.dumps({"eventId": "evt_w", "eventType": event_type, "payload": payload}).encode()
+
+    first, again = deliver(rt, body), deliver(rt, body)
+
+    # One small message per event (the run is read again by the results worker): never the payload
+    assert (first.status, again.status, again.body) == (200, 200, {"duplicate": True})
+    assert rt.enqueued == [
+        {
+            "eventId": "evt_w",
+            "eventType": event_type,
+            "batchId": "batch_4",
+            "submissionId": "sub_1",
+            "runId": "workflow_run_9",
+            "source": "webhook",
+        }
+    ]
+
+
+def test_a_workflow_run_event_as_a_signed_url_is_enqueued_from_its_id_and_metadata() -> None:
+    rt = FakeRuntime()
+    payload = {
+        "object": "signed_data_url",
+        "data": "https://x.invalid/p?signature=s3cr3t",
+        "id": "workflow_run_9",
+        "metadata": {"batchdrop": {"submissionId": "sub_1"}},
+    }
+    body = json.dumps({"eventId": "evt_s", "eventType": "workflow_run.completed", "payload": payload})
+
+    reply = deliver(rt, body.encode())
+
+    assert reply.status == 200
+    assert (rt.enqueued[0]["runId"], rt.enqueued[0]["submissionId"]) == ("workflow_run_9", "sub_1")
+    assert "signature=" not in json.dumps(rt.enqueued)
+
+
+def test_a_run_event_without_its_run_or_batch_is_refused() -> None:
+    rt = FakeRuntime()
+    body = json.dumps(
+        {"eventId": "evt_x", "eventType": "workflow_run.completed", "payload": {"id": "workflow_run_1"}}
+    )
+
+    reply = deliver(rt, body.encode())
+
+    assert reply.status == 400 and "batchId" in reply.body["message"]
+    assert rt.enqueued == [] and rt.state.seen == set()
+
+
 def test_other_event_types_are_acknowledged_and_ignored() -> None:
     rt = FakeRuntime()
     reply = deliver(rt, event("extend-webhook-signed-url.json"))

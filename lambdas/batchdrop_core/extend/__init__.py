@@ -23,6 +23,7 @@ _HOMES = {
     "ProcessorType": "processors",
     "ProcessorTypeInfo": "processors",
     "WEBHOOK_EVENTS": "processors",
+    "ENDPOINT_EVENTS": "processors",
     "processor_type": "processors",
     "BatchStatus": "statuses",
     "RunStatus": "statuses",
@@ -42,6 +43,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_API_VERSION",
     "DEFAULT_BASE_URL",
+    "ENDPOINT_EVENTS",
     "MAX_BATCH_INPUTS",
     "PROCESSOR_TYPES",
     "TERMINAL_BATCH_STATUSES",
@@ -70,5 +72,6 @@ __all__ = [
     "RunStatus",
     "RunSummary",
     "WebhookEndpoint",
+    "WebhookSubscription",
     "processor_type",
 ]

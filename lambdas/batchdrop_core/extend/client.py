@@ -24,7 +24,7 @@ from .errors import (
     ExtendRetryableError,
 )
 from .models import (
-    WEBHOOK_EVENTS,
+    ENDPOINT_EVENTS,
     BatchCreated,
     BatchInput,
     BatchRun,
@@ -36,6 +36,7 @@ from .models import (
     RunPage,
     RunSummary,
     WebhookEndpoint,
+    WebhookSubscription,
 )
 from .ratelimit import RateLimiter
 from .request_parts import batch_reference, path_id, type_info, user_agent
@@ -52,7 +53,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.extend.ai"
 DEFAULT_API_VERSION = "2026-02-09"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-DEFAULT_WEBHOOK_EVENTS = WEBHOOK_EVENTS  # every event of every processor type (processors.py)
+# The events an endpoint takes itself (processors.py); workflows' come through subscriptions.
+DEFAULT_WEBHOOK_EVENTS = ENDPOINT_EVENTS
 MAX_BATCH_INPUTS = 1000
 MAX_RETRY_AFTER_SECONDS = 60.0
 # A create POST waits out a 429 in place only when Extend asks for a short wait; a longer one is the
@@ -268,6 +270,18 @@ class ExtendClient:
             "apiVersion": api_version or self._api_version,
         }
         return self._create("/webhook_endpoints", WebhookEndpoint, json=body)
+
+    def create_webhook_subscription(
+        self, endpoint_id: str, resource_type: str, resource_id: str, enabled_events: Sequence[str]
+    ) -> WebhookSubscription:
+        """Send one resource's events (a workflow's runs) to an endpoint."""
+        body = {
+            "webhookEndpointId": endpoint_id,
+            "resourceType": resource_type,
+            "resourceId": resource_id,
+            "enabledEvents": list(enabled_events),
+        }
+        return self._create("/webhook_subscriptions", WebhookSubscription, json=body)
 
     # ----- transport -----
 

@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 # Defined without pydantic (settings and the functions use them before any model); re-exported here.
 from batchdrop_core.extend.processors import (  # noqa: F401
+    ENDPOINT_EVENTS,
     PROCESSOR_TYPES,
     WEBHOOK_EVENTS,
     ProcessorType,
@@ -156,6 +157,16 @@ class WebhookEndpoint(ExtendModel):
     enabled_events: list[str] = Field(default_factory=list)
     # Returned only by the create call, and only once.
     signing_secret: str | None = None
+
+
+class WebhookSubscription(ExtendModel):
+    """Events of one resource (a workflow) sent to an endpoint: ``POST /webhook_subscriptions``."""
+
+    id: str
+    webhook_endpoint_id: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    enabled_events: list[str] = Field(default_factory=list)
 
 
 class ApiErrorBody(ExtendModel):

@@ -85,6 +85,10 @@ class ProcessorTypeInfo:
     summaries_carry_metadata: bool  # list items hold the input's metadata (else GET the run for it)
     batch_events: tuple[str, ...]  # webhook events once per batch; payload: the BatchRun
     run_events: tuple[str, ...]  # webhook events once per run; payload: the run, with batchId and metadata
+    # Where the events are subscribed: None, on the webhook endpoint itself (enabledEvents); else a webhook
+    # subscription per route for this resource type and the route's processor id (Extend's endpoints take
+    # no workflow_run events: they come through POST /webhook_subscriptions, one per workflow).
+    subscription_resource: str | None
     statuses: frozenset[str]
     terminal_statuses: frozenset[str]
     succeeded_status: str  # the terminal status that has an output to store
@@ -133,6 +137,7 @@ def _processor_type(
         summaries_carry_metadata=True,
         batch_events=("batch_processor_run.processed", "batch_processor_run.failed"),
         run_events=(),
+        subscription_resource=None,
         statuses=PROCESSOR_RUN_STATUSES,
         terminal_statuses=PROCESSOR_TERMINAL,
         succeeded_status="PROCESSED",
@@ -170,6 +175,7 @@ PROCESSOR_TYPES: dict[str, ProcessorTypeInfo] = {
         summaries_carry_metadata=True,
         batch_events=("batch_parse_run.processed", "batch_parse_run.failed"),
         run_events=(),
+        subscription_resource=None,
         statuses=frozenset({"PENDING", "PROCESSING", "PROCESSED", "FAILED"}),
         terminal_statuses=frozenset({"PROCESSED", "FAILED"}),
         succeeded_status="PROCESSED",
@@ -201,7 +207,9 @@ PROCESSOR_TYPES: dict[str, ProcessorTypeInfo] = {
             "workflow_run.failed",
             "workflow_run.needs_review",
             "workflow_run.rejected",
+            "workflow_run.cancelled",
         ),
+        subscription_resource="workflow",
         statuses=frozenset(
             {
                 "PENDING",
@@ -228,6 +236,15 @@ PROCESSOR_TYPES: dict[str, ProcessorTypeInfo] = {
 # Every webhook event a deployment subscribes to, and which type and kind (batch or run) each one is.
 WEBHOOK_EVENTS: tuple[str, ...] = tuple(
     dict.fromkeys(event for info in PROCESSOR_TYPES.values() for event in info.events)
+)
+# What a webhook endpoint is created with: the events of the types subscribed on the endpoint itself.
+ENDPOINT_EVENTS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        event
+        for info in PROCESSOR_TYPES.values()
+        if info.subscription_resource is None
+        for event in info.events
+    )
 )
 BATCH_EVENT_TYPES: dict[str, tuple[ProcessorTypeInfo, ...]] = {}
 RUN_EVENT_TYPES: dict[str, ProcessorTypeInfo] = {}

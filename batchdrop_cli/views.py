@@ -88,6 +88,8 @@ def file(
                 "arrived": values["arrivedAt"],
                 "submitted": values["submittedAt"],
                 "completed": values["completedAt"],
+                # a workflow run waiting on a person's review at Extend (or reviewed, once it is over)
+                "in review since": values.get("reviewSince"),
                 "submission": values["submissionId"],
                 "batch": values["batchId"],
                 "run": values["runId"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from batchdrop_core.tracking import FileStatus
+from batchdrop_core.tracking import IN_REVIEW, FileStatus
 from tests.helpers import CliSandbox, sim_batches
 
 
@@ -20,7 +20,7 @@ def test_status_file_and_batch_follow_files_through_a_flush(sandbox: CliSandbox)
     assert routes["invoices"]["counts"][FileStatus.QUEUED] == 5
     assert routes["invoices"]["counts"][FileStatus.REJECTED] == 1
     assert routes["documents"]["counts"][FileStatus.QUEUED] == 2
-    assert routes["packets"]["counts"] == dict.fromkeys(FileStatus.ALL, 0)
+    assert routes["packets"]["counts"] == dict.fromkeys((*FileStatus.ALL, IN_REVIEW), 0)
     assert routes["invoices"]["oldestQueuedAgeSeconds"] >= 0
     assert routes["invoices"]["inFlight"] == [] and not routes["invoices"]["blocked"]
 

@@ -138,6 +138,9 @@ class Settings(_Model, RouteLookup):
     # the maximum (the sandbox shortens both, as it shortens the sweep's minute).
     probe_interval_seconds: int = Field(default=60, ge=1, le=3600, alias="probeIntervalSeconds")
     probe_interval_max_seconds: int = Field(default=1800, ge=1, le=86400, alias="probeIntervalMaxSeconds")
+    # Routes applied with `batchdrop routes apply` live in the State table; a function re-reads them at
+    # most this often (0: at every use), so a change is in effect everywhere within this many seconds.
+    routes_cache_seconds: int = Field(default=60, ge=0, le=3600, alias="routesCacheSeconds")
 
     @field_validator("extend_base_url")
     @classmethod

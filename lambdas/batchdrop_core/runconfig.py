@@ -103,6 +103,7 @@ class RunSettings(RouteLookup):
     orphan_grace_seconds: int
     probe_interval_seconds: int
     probe_interval_max_seconds: int
+    routes_cache_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RunSettings:
@@ -112,6 +113,20 @@ class RunSettings(RouteLookup):
     def from_document(cls, data: Any, source: str) -> RunSettings:
         """Settings from the complete JSON document ``config.Settings.to_env_json`` writes."""
         return _read(cls, data, source)
+
+
+def read_routes(data: Any, source: str) -> tuple[RunRoute, ...]:
+    """A ``routes`` list as ``config.Settings`` dumps it (written by ``batchdrop routes apply``, validated
+    there with the whole model), read back like the rest of the settings."""
+    problems: list[str] = []
+    routes = _value(tuple[RunRoute, ...], data, "routes", problems)
+    if not problems and not routes:
+        problems.append("routes: empty")
+    if problems:
+        lines = [f"invalid batchdrop routes in {source}:", *(f"  - {p}" for p in problems)]
+        lines.append("(written, validated, by `batchdrop routes apply`: apply a valid file, do not edit it)")
+        raise ConfigError("\n".join(lines))
+    return routes
 
 
 def settings_document(environ: Mapping[str, str] | None = None) -> Any:

@@ -53,6 +53,9 @@ class LiveRoutes:
     routes: tuple[RunRoute, ...]
     digest: str
     applied_at: str
+    # Names of routes removed by an apply (and not applied again): their batches at Extend are still
+    # polled by the reconciler, and their queued files still counted.
+    retired: tuple[str, ...] = ()
 
 
 def parse(raw: str) -> LiveRoutes | None:
@@ -65,7 +68,11 @@ def parse(raw: str) -> LiveRoutes | None:
         raise ConfigError(f"{SOURCE} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{SOURCE} is not a JSON object")
-    return LiveRoutes(read_routes(data.get("routes"), SOURCE), str(data.get("digest")), str(data.get("at")))
+    retired = data.get("retired") or []
+    if not isinstance(retired, list) or not all(isinstance(name, str) for name in retired):
+        raise ConfigError(f"{SOURCE}: retired must be a list of route names")
+    routes = read_routes(data.get("routes"), SOURCE)
+    return LiveRoutes(routes, str(data.get("digest")), str(data.get("at")), tuple(retired))
 
 
 def digest(routes: list[dict[str, Any]]) -> str:
@@ -74,7 +81,8 @@ def digest(routes: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def item(routes: list[dict[str, Any]], at: str) -> dict[str, Any]:
+def item(routes: list[dict[str, Any]], at: str, retired: list[str] | None = None) -> dict[str, Any]:
     """The State item holding ``routes`` (validated), in DynamoDB's typed form."""
-    value = json.dumps({"digest": digest(routes), "at": at, "routes": routes}, separators=(",", ":"))
+    document = {"digest": digest(routes), "at": at, "routes": routes, "retired": sorted(retired or [])}
+    value = json.dumps(document, separators=(",", ":"))
     return {"pk": {"S": STATE_ROUTES_KEY}, VALUE_ATTRIBUTE: {"S": value}}

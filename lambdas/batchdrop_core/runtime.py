@@ -83,6 +83,15 @@ class Runtime:
                 self._effective = (live.digest, dataclasses.replace(deployed, routes=live.routes))
             return self._effective[1]
 
+    def retired_routes(self) -> tuple[str, ...]:
+        """Routes of the deployment, or applied before, that the routes in effect no longer have."""
+        live = self.live_routes() if self.resources.state_table else None
+        if live is None:
+            return ()
+        current = {r.name for r in live.routes}
+        known = [r.name for r in self.deployed_settings.routes] + list(live.retired)
+        return tuple(name for name in dict.fromkeys(known) if name not in current)
+
     def live_routes(self) -> LiveRoutes | None:
         """The routes applied to the State table (cached ``routesCacheSeconds``); None when there are none.
         When the table cannot be read, the routes last read stay in effect."""

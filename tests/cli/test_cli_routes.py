@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from batchdrop_core.messages import CollectionRequest
+from batchdrop_core import timeutil
 from batchdrop_core.tables import STATE_ROUTES_KEY
 from batchdrop_core.tracking import FileStatus
 from sandbox.aws import MotoServer
@@ -208,7 +209,7 @@ def test_dry_run_shows_the_changes_and_writes_nothing(sandbox: CliSandbox, tmp_p
 
 
 def test_a_file_in_flight_keeps_its_submissions_processor_after_its_route_changed_or_went(
-    sandbox: CliSandbox, tmp_path: Path
+    sandbox: CliSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a file submitted with the invoices route's processor, its batch at Extend
     submit(sandbox, ["invoices/in-flight.pdf"], "invoices")
@@ -222,15 +223,17 @@ def test_a_file_in_flight_keeps_its_submissions_processor_after_its_route_change
     assert (applied["added"], applied["removed"]) == (["invoices-v2"], ["invoices"])
     time.sleep(CACHE_SECONDS + 0.2)
 
-    # Then the batch at Extend is still collected, as it was submitted
+    # Then the batch at Extend is still collected, as it was submitted: its webhook lost, the reconciler
+    # still polls the removed route's batches
     wait_until_finished(sandbox.sim, batches=1)
-    rt = sandbox.pipeline.runtime("results")
-    rt.request_collection(CollectionRequest(batch["id"], source="redelivery"))
+    later = timeutil.utc_now() + timedelta(minutes=sandbox.settings.webhook_grace_minutes + 1)
+    monkeypatch.setattr(timeutil, "utc_now", lambda: later)
+    submission = sandbox.rt.batches.by_batch_id(batch["id"])
+    assert submission is not None
+    assert sandbox.pipeline.schedule("reconcile")["collectionRequested"] == [submission.submission_id]
     sandbox.pipeline.pump()
     (tracked,) = sandbox.rt.files.versions(sandbox.drop_bucket, "invoices/in-flight.pdf")
     assert (tracked.status, tracked.route) == (FileStatus.PROCESSED, "invoices")
-    submission = sandbox.rt.batches.by_batch_id(batch["id"])
-    assert submission is not None
     assert (submission.processor_type, submission.processor_id) == ("extract", "ex_invoices_test")
 
     # And a new file goes to the new route's processor

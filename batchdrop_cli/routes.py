@@ -113,7 +113,11 @@ def apply(
     write = any(changes.values()) and not dry_run
     if write:
         at = timeutil.iso(timeutil.utc_now())
-        rt.client("dynamodb").put_item(TableName=target.require("state_table"), Item=liveroutes.item(new, at))
+        # Names removed, now or before, stay known: the reconciler still polls their batches at Extend.
+        names = {r["name"] for r in new}
+        retired = [n for n in dict.fromkeys([*rt.retired_routes(), *changes["removed"]]) if n not in names]
+        item = liveroutes.item(new, at, retired)
+        rt.client("dynamodb").put_item(TableName=target.require("state_table"), Item=item)
     data = {
         "target": target.description,
         "from": "table" if live else "deployment",

@@ -206,6 +206,11 @@ def test_dry_run_shows_the_changes_and_writes_nothing(sandbox: CliSandbox, tmp_p
     assert sandbox.json("routes", "apply", str(path))["written"] is True
     again = sandbox.json("routes", "apply", str(path))
     assert (again["written"], again["from"], again["changed"]) == (False, "table", [])
+    assert sandbox.rt.retired_routes() == ("packets",)
+
+    # And a route applied, then removed, stays known: the reconciler still polls its batches at Extend
+    sandbox.json("routes", "apply", str(routes_file(tmp_path, EXAMPLE_ROUTES, "back.json")))
+    assert sandbox.rt.retired_routes() == ("receipts",)
 
 
 def test_a_file_in_flight_keeps_its_submissions_processor_after_its_route_changed_or_went(

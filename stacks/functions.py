@@ -276,7 +276,8 @@ def _common_env(settings: Settings, service: str) -> dict[str, str]:
         raise ConfigError(
             f"the batchdrop settings take {len(settings_json.encode())} bytes as JSON, more than the "
             f"{constants.MAX_SETTINGS_ENV_BYTES} that fit in a Lambda environment (4 KB in all); "
-            "shorten overrideConfig or use fewer routes"
+            "shorten overrideConfig or use fewer routes, or put the routes in the State table with "
+            "`batchdrop routes apply` (docs/deploy.md, section 7)"
         )
     return {
         SETTINGS_ENV: settings_json,

@@ -7,7 +7,6 @@ deployment's other settings plus the new routes) before anything is written."""
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ from batchdrop_cli.views import JsonOption
 from batchdrop_core import liveroutes, timeutil
 from batchdrop_core.config import ConfigError, Settings
 from batchdrop_core.extend.processors import processor_type
-from batchdrop_core.runconfig import RunRoute, json_key
+from batchdrop_core.runconfig import route_document
 
 MAX_ITEM_BYTES = 400 * 1024 - 1024  # DynamoDB's item limit, less room for the key and names
 
@@ -40,7 +39,7 @@ def show(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """
     target = target_of(ctx)
     live = target.runtime().live_routes()
-    routes = [route_json(r) for r in live.routes] if live else _dumped(target.settings)
+    routes = [route_document(r) for r in live.routes] if live else _dumped(target.settings)
     data: dict[str, Any] = {
         "target": target.description,
         "source": "table" if live else "deployment",
@@ -92,7 +91,7 @@ def apply(
     new = validated_routes(target, file)
     rt = target.runtime()
     live = rt.live_routes()
-    old = [route_json(r) for r in live.routes] if live else _dumped(target.settings)
+    old = [route_document(r) for r in live.routes] if live else _dumped(target.settings)
     changes = diff(old, new)
     size = len(json.dumps(liveroutes.item(new, timeutil.iso(timeutil.utc_now()))).encode())
     if size > MAX_ITEM_BYTES:
@@ -170,13 +169,6 @@ def diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, list
         "added": [name for name in after if name not in before],
         "changed": [name for name in after if name in before and after[name] != before[name]],
         "removed": [name for name in before if name not in after],
-    }
-
-
-def route_json(route: RunRoute) -> dict[str, Any]:
-    """A route as the model dumps it (JSON keys, nulls left out)."""
-    return {
-        json_key(f.name): getattr(route, f.name) for f in fields(route) if getattr(route, f.name) is not None
     }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from batchdrop_core import timeutil
+from batchdrop_core.runconfig import route_digest
 from batchdrop_core.tables import STATE_ROUTES_KEY
 from batchdrop_core.tracking import FileStatus
 from sandbox.aws import MotoServer
@@ -240,7 +241,12 @@ def test_a_file_in_flight_keeps_its_submissions_processor_after_its_route_change
     (tracked,) = sandbox.rt.files.versions(sandbox.drop_bucket, "invoices/in-flight.pdf")
     assert (tracked.status, tracked.route) == (FileStatus.PROCESSED, "invoices")
     assert (submission.processor_type, submission.processor_id) == ("extract", "ex_invoices_test")
+    # And it records the version of the route it was submitted with
+    assert submission.route_digest == route_digest(sandbox.settings.route("invoices"))
 
     # And a new file goes to the new route's processor
     submit(sandbox, ["invoices/new.pdf"], "invoices-v2")
     assert [b["processor"]["id"] for b in sim_batches(sandbox.sim)] == ["ex_invoices_test", "ex_v2"]
+    newer = sandbox.rt.batches.by_batch_id(sim_batches(sandbox.sim)[1]["id"])
+    assert newer is not None and newer.route_digest == route_digest(sandbox.rt.settings.route("invoices-v2"))
+    assert "route version" in sandbox.run("batch", newer.batch_id or "").stdout

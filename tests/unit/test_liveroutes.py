@@ -9,6 +9,7 @@ import pytest
 
 from batchdrop_core import liveroutes
 from batchdrop_core.config import ConfigError, Settings
+from batchdrop_core.runconfig import route_digest
 from tests.helpers import EXAMPLE_ROUTES
 
 ROUTES = [
@@ -54,3 +55,10 @@ def test_an_item_edited_by_hand_fails_naming_the_item(value: str, message: str) 
     with pytest.raises(ConfigError) as raised:
         liveroutes.parse(value)
     assert message in str(raised.value) and "ROUTES item" in str(raised.value)
+
+
+def test_a_routes_digest_is_the_same_from_the_model_and_from_the_run_time_reading() -> None:
+    settings = Settings.parse({"routes": ROUTES}, "test")
+    run = settings.to_run_settings()
+    digests = {route_digest(r) for r in settings.routes}
+    assert digests == {route_digest(r) for r in run.routes} and len(digests) == len(ROUTES)

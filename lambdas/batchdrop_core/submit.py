@@ -71,7 +71,7 @@ def flush_route(
         resume_route(rt, route)
         state["blocked"] = False
     try:
-        resolve_orphans(rt, route, outcome)
+        resolve_orphans(rt, route.name, outcome)
     except ExtendRetryableError as exc:
         # Extend throttles or fails: the orphans wait for the next flush (the sweep asks for one), and a
         # new batch would meet the same trouble. The request is done; retrying it would only reach the DLQ.

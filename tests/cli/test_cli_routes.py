@@ -15,7 +15,7 @@ import pytest
 from batchdrop_core import timeutil
 from batchdrop_core.runconfig import route_digest
 from batchdrop_core.tables import STATE_ROUTES_KEY
-from batchdrop_core.tracking import FileStatus
+from batchdrop_core.tracking import BatchState, FileStatus
 from sandbox.aws import MotoServer
 from sandbox.local import Sandbox, SandboxOptions
 from tests.helpers import (
@@ -35,7 +35,7 @@ CACHE_SECONDS = 2  # routesCacheSeconds here: how long a function may use the ro
 def sandbox(moto_server: MotoServer, tmp_path: Path) -> Iterator[CliSandbox]:
     options = SandboxOptions(
         routes=EXAMPLE_ROUTES,
-        settings={"maxWaitSeconds": 300, "routesCacheSeconds": CACHE_SECONDS},
+        settings={"maxWaitSeconds": 300, "routesCacheSeconds": CACHE_SECONDS, "orphanGraceSeconds": 1},
         api_key=TEST_API_KEY,
         webhook_secret=TEST_WEBHOOK_SECRET,
         read_rps=0,
@@ -250,3 +250,24 @@ def test_a_file_in_flight_keeps_its_submissions_processor_after_its_route_change
     newer = sandbox.rt.batches.by_batch_id(sim_batches(sandbox.sim)[1]["id"])
     assert newer is not None and newer.route_digest == route_digest(sandbox.rt.settings.route("invoices-v2"))
     assert "route version" in sandbox.run("batch", newer.batch_id or "").stdout
+
+
+def test_an_ambiguous_submission_of_a_removed_route_is_still_settled(
+    sandbox: CliSandbox, tmp_path: Path
+) -> None:
+    # Given a batch Extend accepted but whose answer was lost: its submission is UNKNOWN
+    sandbox.sim.faults.lose_post_response = 1
+    submit(sandbox, ["invoices/lost-1.pdf", "invoices/lost-2.pdf"], "invoices")
+    (submission,) = sandbox.rt.batches.open_submissions("invoices")
+    assert submission.state == BatchState.UNKNOWN
+
+    # When its route is removed
+    sandbox.json("routes", "apply", str(routes_file(tmp_path, with_route("invoices", remove=True))))
+    time.sleep(CACHE_SECONDS + 0.2)  # past orphanGraceSeconds too
+
+    # Then the sweep still asks for it, and the submitter adopts the batch Extend has; nothing is resent
+    assert sandbox.pipeline.schedule("sweep")["flushed"] == ["invoices"]
+    sandbox.pipeline.pump()
+    settled = sandbox.rt.batches.get(submission.submission_id)
+    assert settled is not None and (settled.state, settled.adopted) == (BatchState.SUBMITTED, True)
+    assert len(sim_batches(sandbox.sim)) == 1

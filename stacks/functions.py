@@ -137,7 +137,6 @@ class Functions(Construct):
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
             leading_keys=STATE_LEADING_KEYS["webhook"],
         )
-        self._allow_read_routes(fn)  # which types a late batch's id may belong to (lookup)
         self._allow_secret(fn, self._data.secrets.webhook_signing_secret)
         self._allow_send(fn, self._results)
         return fn
@@ -167,7 +166,7 @@ class Functions(Construct):
             _READ_WRITE_ITEM,
             leading_keys=STATE_LEADING_KEYS["results"],
         )
-        self._allow_read_routes(fn)
+        self._allow_read_routes(fn)  # which types a late batch's id may belong to (lookup)
         self._allow_write_results(fn)
         self._allow_secret(fn, self._data.secrets.api_key)
         self._allow_publish(fn)

@@ -113,7 +113,8 @@ STATE_LEDGER_KEY = "EXTEND#outstanding"  # files at Extend (admission)
 STATE_RATE_PREFIX = "RATE#"  # + budget name, "read" or "write": request budgets (StateStore.lease_slots)
 # The routes in effect when they were applied with `batchdrop routes apply` (batchdrop_core.liveroutes):
 # one item, so a change (which the model validates as a whole: prefixes must not overlap…) is atomic.
-# Every function may read it (GetItem only, where its role is otherwise limited).
+# Every function that uses settings may read it: intake and results with GetItem alone (their roles are
+# otherwise limited); the webhook uses no setting and may not.
 STATE_ROUTES_KEY = "ROUTES"
 
 

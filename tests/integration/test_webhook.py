@@ -291,8 +291,8 @@ def record_state_keys(pipeline: LocalPipeline, name: str) -> list[str]:
         if params.get("TableName") == rt.resources.state_table:
             key = params.get("Key") or params.get("Item") or {}
             pk = key.get("pk", {}).get("S", "<no key>")
-            # Every role may read the routes item (GetItem alone): keys here are the ones limited by role.
-            if not (pk == STATE_ROUTES_KEY and event_name.endswith(".GetItem")):
+            # Results may also read the routes item (GetItem alone); the webhook may not.
+            if not (name == "results" and pk == STATE_ROUTES_KEY and event_name.endswith(".GetItem")):
                 keys.append(pk)
 
     rt.client("dynamodb").meta.events.register("provide-client-params.dynamodb.*", record)

@@ -83,6 +83,13 @@ class Runtime:
                 self._effective = (live.digest, dataclasses.replace(deployed, routes=live.routes))
             return self._effective[1]
 
+    @settings.setter
+    def settings(self, value: RunSettings) -> None:
+        """Replace the deployment's settings (tests, the reliability runs); routes applied to the State
+        table still replace their routes."""
+        self.deployed_settings = value
+        self._effective = None
+
     def retired_routes(self) -> tuple[str, ...]:
         """Routes of the deployment, or applied before, that the routes in effect no longer have."""
         live = self.live_routes() if self.resources.state_table else None

@@ -17,7 +17,7 @@ from batchdrop_cli.common import target_of
 from batchdrop_cli.targets import Target, UserError
 from batchdrop_cli.views import JsonOption
 from batchdrop_core import liveroutes, timeutil
-from batchdrop_core.config import ConfigError, Settings
+from batchdrop_core.config import PLACEHOLDER_MARK, ConfigError, Settings
 from batchdrop_core.extend.processors import processor_type
 from batchdrop_core.runconfig import route_document
 
@@ -151,6 +151,13 @@ def validated_routes(target: Target, file: Path) -> list[dict[str, Any]]:
         settings = Settings.parse({**_settings_json(deployed), "routes": document["routes"]}, str(file))
     except ConfigError as exc:
         raise UserError(f"{exc}; nothing was written") from None
+    placeholders = [r for r in settings.routes if PLACEHOLDER_MARK in (r.processor_id or "")]
+    if placeholders and not any(PLACEHOLDER_MARK in (d.processor_id or "") for d in deployed.routes):
+        shown = ", ".join(f"{r.name} ({r.processor_id})" for r in placeholders)
+        raise UserError(
+            f"{file}: routes with the example's placeholder processor ids: {shown}; put your Extend "
+            "processor ids in the file; nothing was written"
+        )
     # The functions may read dropped objects under the deployed prefixes only (their IAM, set at deploy).
     outside = [r for r in settings.routes if not any(r.prefix.startswith(d.prefix) for d in deployed.routes)]
     if outside:

@@ -31,6 +31,9 @@ from batchdrop_core.runconfig import (  # noqa: F401 - re-exported
 )
 
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+# cdk.json's example routes name processors with this in their ids: a deploy refuses them (stacks), and so
+# does `batchdrop routes apply`, unless the deployment itself was a demo deployed with them.
+PLACEHOLDER_MARK = "_placeholder_"
 
 
 class _Model(BaseModel):

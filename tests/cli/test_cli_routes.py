@@ -164,8 +164,9 @@ def test_a_change_is_picked_up_within_the_cache_time(sandbox: CliSandbox, tmp_pa
             [*EXAMPLE_ROUTES, extract_route("new", "elsewhere/", "ex_1")],
             "outside the deployed prefixes",
         ),
+        (with_route("invoices", processorId="ex_placeholder_invoices"), "placeholder processor ids"),
     ],
-    ids=["overlap", "id-prefix", "name", "empty", "undeployed-prefix"],
+    ids=["overlap", "id-prefix", "name", "empty", "undeployed-prefix", "placeholder"],
 )
 def test_an_invalid_routes_file_is_refused_with_its_reason_and_nothing_written(
     sandbox: CliSandbox, tmp_path: Path, routes: list[dict[str, Any]], reason: str

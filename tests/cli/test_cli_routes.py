@@ -177,6 +177,13 @@ def test_an_invalid_routes_file_is_refused_with_its_reason_and_nothing_written(
     assert routes_item(sandbox) is None
 
 
+def test_routes_larger_than_a_dynamodb_item_are_refused(sandbox: CliSandbox, tmp_path: Path) -> None:
+    path = routes_file(tmp_path, with_route("invoices", overrideConfig=big_schema(500_000)))
+    message = sandbox.fails("routes", "apply", str(path))
+    assert "a DynamoDB item holds" in message and "nothing was written" in message
+    assert routes_item(sandbox) is None
+
+
 def test_a_file_that_is_not_a_routes_file_is_refused(sandbox: CliSandbox, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

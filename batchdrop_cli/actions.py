@@ -40,7 +40,7 @@ def flush(
     Example: batchdrop flush invoices
     """
     target = target_of(ctx)
-    names = [check_route(target, route)] if route else [r.name for r in target.settings.routes]
+    names = [check_route(target, route)] if route else [r.name for r in target.routes]
     target.require("flush_queue_url")
     rt = target.runtime()
     for name in names:
@@ -73,7 +73,7 @@ def retry(
     if batch:
         candidates = rt.files.of_submission(find_submission(rt, batch).submission_id)
     else:
-        routes = [route] if route else [r.name for r in target.settings.routes]
+        routes = [route] if route else [r.name for r in target.routes]
         candidates = [f for name in routes for f in rt.files.problems(name)]
     chosen = [
         f
@@ -308,7 +308,7 @@ def backfill(
 
 def _listing_prefixes(target: Target, prefix: str | None) -> list[str]:
     """What to list: each route prefix, narrowed to ``prefix``; only routed keys get notifications."""
-    route_prefixes = [r.prefix for r in target.settings.routes]
+    route_prefixes = [r.prefix for r in target.routes]
     if prefix is None:
         return route_prefixes
     inside = [prefix for p in route_prefixes if prefix.startswith(p)]

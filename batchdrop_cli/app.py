@@ -19,6 +19,7 @@ from batchdrop_cli import (
     health,
     output,
     reprocess,
+    routes,
     status,
     views,
     waiting,
@@ -151,6 +152,7 @@ app.command()(health.doctor)
 app.command()(reprocess.reprocess)
 app.command()(waiting.wait)
 app.command("register-webhook")(webhooks.register_webhook)
+app.add_typer(routes.app, name="routes")
 app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,

@@ -39,7 +39,7 @@ def target_of(ctx: typer.Context) -> Target:
 
 
 def check_route(target: Target, name: str) -> str:
-    names = [r.name for r in target.settings.routes]
+    names = [r.name for r in target.routes]
     if name not in names:
         raise UserError(f"unknown route {name!r}; the routes of {target.description} are: {', '.join(names)}")
     return name

@@ -121,7 +121,7 @@ def _secret_checks(target: Target) -> Iterator[Finding]:
 def check_processors(target: Target, *, key_fix: str, client: Any = None) -> Iterator[Finding]:
     """Every route's processor read at Extend: the key works, the processor exists, its type matches."""
     extend = client or target.runtime().extend
-    for route in target.settings.routes:
+    for route in target.routes:
         name = f"route {route.name}"
         what = f"{route.type} processor {route.processor_id}" if route.processor_id else f"{route.type} runs"
         try:
@@ -169,7 +169,7 @@ def _webhook_reachable(target: Target) -> Finding:
 
 def _blocked_routes(target: Target) -> Iterator[Finding]:
     rt = target.runtime()
-    for route in target.settings.routes:
+    for route in target.routes:
         state = rt.state.route_state(route.name)
         if state.get("blocked"):
             yield Finding(
@@ -204,7 +204,7 @@ def _dead_letters(target: Target) -> Iterator[Finding]:
 def _waiting_files(target: Target) -> Iterator[Finding]:
     rt = target.runtime()
     limit = target.settings.file_sla_minutes * 60 / 2
-    for route in target.settings.routes:
+    for route in target.routes:
         oldest = rt.files.oldest_queued(route.name, 1)
         waited = age_seconds(oldest[0].queued_at) if oldest else 0.0
         if waited > limit:

@@ -129,7 +129,7 @@ def _candidates(
             newest.append(versions[0])
         return newest
     if status == Finished.REJECTED:
-        routes = [r.name for r in target.settings.routes] + [UNROUTED]
+        routes = [r.name for r in target.routes] + [UNROUTED]
         return [f for name in routes for f in rt.files.problems(name)]
     bucket = target.require("drop_bucket")
     objects = current_objects(rt.client("s3"), bucket, prefix or "")

@@ -62,12 +62,12 @@ def status(
 
 def _status_data(target: Target, route: str | None, recent: int) -> dict[str, Any]:
     rt = target.runtime()
-    names = [check_route(target, route)] if route else [r.name for r in target.settings.routes]
+    names = [check_route(target, route)] if route else [r.name for r in target.routes]
     counts, oldest_review = rt.files.census()
-    configured = {r.name for r in target.settings.routes}
+    configured = {r.name for r in target.routes}
     routes = []
     for name in names:
-        config = target.settings.route(name)
+        config = target.route(name)
         oldest = rt.files.oldest_queued(name, 1)
         oldest_at = oldest[0].queued_at if oldest else None
         state = rt.state.route_state(name)

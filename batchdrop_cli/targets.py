@@ -30,6 +30,7 @@ import boto3
 from botocore.exceptions import ClientError, ProfileNotFound
 
 from batchdrop_core.config import ConfigError, Resources, Settings
+from batchdrop_core.runconfig import RunRoute
 from batchdrop_core.runtime import Runtime
 
 DEFAULT_STACK_PREFIX = "Batchdrop"
@@ -101,6 +102,15 @@ class Target:
                 settings=self.settings.to_run_settings(), resources=self.resources, session=self.session
             )
         return self._runtime
+
+    @property
+    def routes(self) -> tuple[RunRoute, ...]:
+        """The routes in effect: those applied to the State table (`batchdrop routes apply`), or the
+        deployment's (``settings``, from synth) when none were applied."""
+        return self.runtime().settings.routes
+
+    def route(self, name: str) -> RunRoute:
+        return self.runtime().settings.route(name)
 
     def require(self, field_name: str) -> str:
         value = getattr(self.resources, field_name)

@@ -171,6 +171,7 @@ def batch(
                 {
                     "route": s["route"],
                     "processor": f"{s['processorType']} {s['processorId']}",
+                    "route version": s.get("routeDigest"),
                     "state": output.status_text(s["state"]),
                     "extend status": s["extendStatus"],
                     "files": s["fileCount"],

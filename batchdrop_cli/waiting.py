@@ -76,7 +76,7 @@ def _checks(
     if batch:
         checks.append(_batch_check(rt, find_submission(rt, batch).submission_id))
     if routes or not checks:
-        names = routes or [r.name for r in target.settings.routes]
+        names = routes or [r.name for r in target.routes]
         checks.append(_arrivals_check(target, rt))
         checks.extend(_route_check(rt, name) for name in names)
     return checks

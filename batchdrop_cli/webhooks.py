@@ -72,7 +72,7 @@ def create_webhook(target: Target, extend: Any, url: str, name: str) -> tuple[st
             f"Extend created webhook endpoint {endpoint.id}, but its signing secret could not be stored in "
             f"{secret_id} ({exc}); delete that endpoint in Extend and run register-webhook again"
         ) from None
-    for route in target.settings.routes:
+    for route in target.routes:
         info = processor_type(route.type)
         if info.subscription_resource and route.processor_id:
             try:

@@ -12,7 +12,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
-from batchdrop_core import deployspec, observability, webhook
+from batchdrop_core import config, deployspec, observability, webhook
 
 # --- app ----------------------------------------------------------------------------------------------
 CONTEXT_SETTINGS_KEY = "batchdrop"
@@ -20,7 +20,7 @@ CONTEXT_STACK_PREFIX_KEY = "stackPrefix"
 # cdk.json ships example routes whose processor ids contain PLACEHOLDER_MARK: a deploy refuses them (every
 # submission would fail) unless this context key is true (a demo or a synth that is not deployed).
 CONTEXT_ALLOW_PLACEHOLDERS_KEY = "allowPlaceholderProcessors"
-PLACEHOLDER_MARK = "_placeholder_"
+PLACEHOLDER_MARK = config.PLACEHOLDER_MARK
 DEFAULT_STACK_PREFIX = "Batchdrop"
 STATEFUL_STACK_SUFFIX = "Stateful"
 STATELESS_STACK_SUFFIX = "Stateless"

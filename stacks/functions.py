@@ -13,7 +13,7 @@ from constructs import Construct
 
 from batchdrop_core.config import SETTINGS_ENV, ConfigError, Resources, Settings
 from batchdrop_core.observability import METRICS_NAMESPACE, SERVICE_ENV
-from batchdrop_core.tables import BATCHES, FILES, STATE, STATE_LEADING_KEYS, TableSpec
+from batchdrop_core.tables import BATCHES, FILES, STATE, STATE_LEADING_KEYS, STATE_ROUTES_KEY, TableSpec
 from stacks import constants
 from stacks.nag import acknowledge
 from stacks.packaging import lambda_code
@@ -64,11 +64,13 @@ class Functions(Construct):
             constants.INTAKE,
             Resources(
                 files_table=self._tables.files.table_name,
+                state_table=self._tables.state.table_name,  # the routes applied there
                 drop_bucket=self._data.storage.drop_bucket.bucket_name,
                 flush_queue_url=self._flush.queue_url,
             ),
         )
         self._allow_table(fn, self._tables.files, FILES, _READ_WRITE_ITEM)
+        self._allow_read_routes(fn)
         self._allow_read_dropped_files(fn)  # HeadObject: size, user metadata, version id
         # Without ListBucket, HeadObject answers 403 for a missing object instead of 404, and intake could
         # not tell "deleted before we read it" (REJECTED: OBJECT_NOT_FOUND) from a permission problem.
@@ -164,6 +166,7 @@ class Functions(Construct):
             _READ_WRITE_ITEM,
             leading_keys=STATE_LEADING_KEYS["results"],
         )
+        self._allow_read_routes(fn)  # which types a late batch's id may belong to (lookup)
         self._allow_write_results(fn)
         self._allow_secret(fn, self._data.secrets.api_key)
         self._allow_publish(fn)
@@ -225,6 +228,13 @@ class Functions(Construct):
             conditions = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(leading_keys)}}
         fn.allow(actions, resources, conditions)
 
+    def _allow_read_routes(self, fn: PipelineFunction) -> None:
+        """The routes item of the State table (``batchdrop routes apply``), read only, for a function
+        whose role is otherwise limited to some State items (the others may touch every item)."""
+        self._allow_table(
+            fn, self._tables.state, STATE, ["dynamodb:GetItem"], leading_keys=(STATE_ROUTES_KEY,)
+        )
+
     def _allow_read_dropped_files(self, fn: PipelineFunction) -> None:
         # Routed prefixes only: objects outside every route are none of the pipeline's business.
         prefixes = [route.prefix for route in self._settings.routes]
@@ -265,7 +275,8 @@ def _common_env(settings: Settings, service: str) -> dict[str, str]:
         raise ConfigError(
             f"the batchdrop settings take {len(settings_json.encode())} bytes as JSON, more than the "
             f"{constants.MAX_SETTINGS_ENV_BYTES} that fit in a Lambda environment (4 KB in all); "
-            "shorten overrideConfig or use fewer routes"
+            "shorten overrideConfig or use fewer routes, or put the routes in the State table with "
+            "`batchdrop routes apply` (docs/deploy.md, section 7)"
         )
     return {
         SETTINGS_ENV: settings_json,

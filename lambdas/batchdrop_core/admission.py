@@ -89,8 +89,11 @@ def _turn(rt: Runtime, route_name: str, since: str) -> float:
 
 
 def routes_in_turn(rt: Runtime, ledger: Ledger, exclude: str | None = None) -> list[str]:
-    """The waiting routes, the one whose turn comes first first."""
-    turns = sorted((_turn(rt, r, since), r) for r, since in ledger.waiting.items() if r != exclude)
+    """The waiting routes, the one whose turn comes first first. A route removed while it waited (routes
+    change without a redeploy) submits nothing: it is nobody's turn, and holds no room back."""
+    routes = {r.name for r in rt.settings.routes}
+    waiting = [(r, since) for r, since in ledger.waiting.items() if r != exclude and r in routes]
+    turns = sorted((_turn(rt, r, since), r) for r, since in waiting)
     return [r for _, r in turns]
 
 

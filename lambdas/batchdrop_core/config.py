@@ -31,6 +31,9 @@ from batchdrop_core.runconfig import (  # noqa: F401 - re-exported
 )
 
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+# cdk.json's example routes name processors with this in their ids: a deploy refuses them (stacks), and so
+# does `batchdrop routes apply`, unless the deployment itself was a demo deployed with them.
+PLACEHOLDER_MARK = "_placeholder_"
 
 
 class _Model(BaseModel):
@@ -138,6 +141,9 @@ class Settings(_Model, RouteLookup):
     # the maximum (the sandbox shortens both, as it shortens the sweep's minute).
     probe_interval_seconds: int = Field(default=60, ge=1, le=3600, alias="probeIntervalSeconds")
     probe_interval_max_seconds: int = Field(default=1800, ge=1, le=86400, alias="probeIntervalMaxSeconds")
+    # Routes applied with `batchdrop routes apply` live in the State table; a function re-reads them at
+    # most this often (0: at every use), so a change is in effect everywhere within this many seconds.
+    routes_cache_seconds: int = Field(default=60, ge=0, le=3600, alias="routesCacheSeconds")
 
     @field_validator("extend_base_url")
     @classmethod

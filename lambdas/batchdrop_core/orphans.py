@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from batchdrop_core import admission, lookup, timeutil
 from batchdrop_core.observability import logger
 from batchdrop_core.redact import redact
-from batchdrop_core.runconfig import RunRoute as Route
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.timeutil import iso, now_iso
 from batchdrop_core.tracking import BatchState, FileStatus, Submission, TrackedFile
@@ -33,16 +32,23 @@ def abandon_submission(rt: Runtime, submission_id: str, files: list[TrackedFile]
     admission.release(rt, submission_id)
 
 
-def resolve_orphans(rt: Runtime, route: Route, outcome: FlushOutcome) -> None:
-    """Settle submissions a crash or an ambiguous POST left SUBMITTING/UNKNOWN (I3)."""
+def resolve_orphans(rt: Runtime, route: str, outcome: FlushOutcome) -> None:
+    """Settle submissions a crash or an ambiguous POST left SUBMITTING/UNKNOWN (I3). A submission records
+    its processor, so a route removed since (`batchdrop routes apply`) is settled by its name alone."""
     cutoff = iso(timeutil.utc_now() - timedelta(seconds=rt.settings.orphan_grace_seconds))
-    for submission in rt.batches.open_submissions(route.name, created_before=cutoff):
-        if submission.state not in (BatchState.SUBMITTING, BatchState.UNKNOWN):
-            continue
-        resolve_orphan(rt, route, submission, outcome)
+    for submission in ambiguous_submissions(rt, route, cutoff):
+        resolve_orphan(rt, submission, outcome)
 
 
-def resolve_orphan(rt: Runtime, route: Route, submission: Submission, outcome: FlushOutcome) -> None:
+def ambiguous_submissions(rt: Runtime, route: str, created_before: str) -> list[Submission]:
+    return [
+        s
+        for s in rt.batches.open_submissions(route, created_before=created_before)
+        if s.state in (BatchState.SUBMITTING, BatchState.UNKNOWN)
+    ]
+
+
+def resolve_orphan(rt: Runtime, submission: Submission, outcome: FlushOutcome) -> None:
     """Adopt an ambiguous submission that Extend has; abandon it (its files go back to the queue) only
     after ``ORPHAN_SEARCHES`` searches at least ``orphanGraceSeconds`` apart found nothing, since a batch
     may show its runs late. A batch that turns up even later is a late duplicate (``collect``)."""

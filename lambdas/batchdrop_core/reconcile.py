@@ -45,13 +45,14 @@ def reconcile(rt: Runtime, now: datetime | None = None) -> ReconcileOutcome:
     grace_cutoff = timeutil.iso(now - timedelta(minutes=settings.webhook_grace_minutes))
     sla_cutoff = timeutil.iso(now - timedelta(minutes=settings.file_sla_minutes))
     review_cutoff = timeutil.iso(now - timedelta(minutes=settings.review_sla_minutes))
-    for route in settings.routes:
+    # A route removed (`batchdrop routes apply`) while its batches are at Extend: they are still polled.
+    for name in [r.name for r in settings.routes] + list(rt.retired_routes()):
         overdue: list[Submission] = []
         at_work_overdue = 0
         reviews = ReviewWaits()
         # Only submissions past at least one of the two limits matter here.
         past_a_limit = max(grace_cutoff, sla_cutoff)
-        for submission in rt.batches.open_submissions(route.name, created_before=past_a_limit):
+        for submission in rt.batches.open_submissions(name, created_before=past_a_limit):
             if submission.state == BatchState.SUBMITTED and submission.created_at < grace_cutoff:
                 poll_submission(rt, submission, outcome, reviews)
             if submission.created_at < sla_cutoff:
@@ -60,11 +61,11 @@ def reconcile(rt: Runtime, now: datetime | None = None) -> ReconcileOutcome:
                 at_work_overdue += submission.file_count - min(
                     submission.runs_out_of_processing, submission.file_count
                 )
-        queued = rt.files.count_queued_before(route.name, sla_cutoff)
+        queued = rt.files.count_queued_before(name, sla_cutoff)
         if queued or at_work_overdue:
             outcome.stuck_files += queued + at_work_overdue
             outcome.overdue_batches += len(overdue)
-            outcome.stuck_by_route[route.name] = {
+            outcome.stuck_by_route[name] = {
                 "queuedOverSla": queued,
                 "overdueSubmissions": [_describe(s) for s in overdue[:MAX_OVERDUE_LISTED]],
                 "overdueSubmissionCount": len(overdue),
@@ -73,7 +74,7 @@ def reconcile(rt: Runtime, now: datetime | None = None) -> ReconcileOutcome:
         late = [since for since in reviews.since if since < review_cutoff]
         if late:
             outcome.review_overdue += len(late)
-            outcome.review_overdue_by_route[route.name] = {
+            outcome.review_overdue_by_route[name] = {
                 "overdueReviews": len(late),
                 "oldestSince": min(late),
             }

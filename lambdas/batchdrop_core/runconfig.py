@@ -17,6 +17,7 @@ batchdrop adds to boto3 (docs/benchmarks.md, section 5); reading a dataclass cos
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import types
@@ -103,6 +104,7 @@ class RunSettings(RouteLookup):
     orphan_grace_seconds: int
     probe_interval_seconds: int
     probe_interval_max_seconds: int
+    routes_cache_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RunSettings:
@@ -112,6 +114,34 @@ class RunSettings(RouteLookup):
     def from_document(cls, data: Any, source: str) -> RunSettings:
         """Settings from the complete JSON document ``config.Settings.to_env_json`` writes."""
         return _read(cls, data, source)
+
+
+def route_document(route: RunRoute) -> dict[str, Any]:
+    """A route as the model dumps it (JSON keys, nulls left out)."""
+    if not is_dataclass(route):  # the model's own route (code holding the validated settings)
+        return typing.cast(Any, route).model_dump(by_alias=True, exclude_none=True)
+    return {json_key(f.name): v for f in fields(route) if (v := getattr(route, f.name)) is not None}
+
+
+def route_digest(route: RunRoute) -> str:
+    """A short digest of one route's whole configuration (processor, version, overrideConfig…): which
+    version of the route a submission was made with."""
+    text = json.dumps(route_document(route), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_routes(data: Any, source: str) -> tuple[RunRoute, ...]:
+    """A ``routes`` list as ``config.Settings`` dumps it (written by ``batchdrop routes apply``, validated
+    there with the whole model), read back like the rest of the settings."""
+    problems: list[str] = []
+    routes = _value(tuple[RunRoute, ...], data, "routes", problems)
+    if not problems and not routes:
+        problems.append("routes: empty")
+    if problems:
+        lines = [f"invalid batchdrop routes in {source}:", *(f"  - {p}" for p in problems)]
+        lines.append("(written, validated, by `batchdrop routes apply`: apply a valid file, do not edit it)")
+        raise ConfigError("\n".join(lines))
+    return routes
 
 
 def settings_document(environ: Mapping[str, str] | None = None) -> Any:

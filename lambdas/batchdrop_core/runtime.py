@@ -8,12 +8,12 @@ run the same code against moto server and the Extend simulator. Settings are the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +23,14 @@ from botocore.config import Config
 from batchdrop_core.budget import SharedBudget
 from batchdrop_core.extend.ratelimit import RateLimiter
 from batchdrop_core.messages import CollectionRequest, FlushRequest
+from batchdrop_core.observability import logger
 from batchdrop_core.runconfig import Resources, RunSettings
+from batchdrop_core.tables import STATE_ROUTES_KEY
 from batchdrop_core.tracking import BatchStore, FileStore, StateStore
 
 if TYPE_CHECKING:
     from batchdrop_core.extend.client import ExtendClient
+    from batchdrop_core.liveroutes import LiveRoutes
     from batchdrop_core.notifications import Notification
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50)
@@ -40,22 +43,87 @@ QUICK_BOTO_CONFIG = Config(
 QUICK_CALL_MAX_SECONDS = 2 * (1 + 2) + 1
 
 
-@dataclass
 class Runtime:
-    settings: RunSettings
-    resources: Resources
-    session: Any = None  # a boto3 Session; the default session when None
-    extend_transport: Any = None  # an httpx transport, for tests
-    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.settings, RunSettings):
-            kind = type(self.settings).__name__
+    def __init__(
+        self,
+        settings: RunSettings,
+        resources: Resources,
+        session: Any = None,  # a boto3 Session; the default session when None
+        extend_transport: Any = None,  # an httpx transport, for tests
+    ) -> None:
+        if not isinstance(settings, RunSettings):
+            kind = type(settings).__name__
             raise TypeError(f"Runtime needs RunSettings, got {kind} (pass settings.to_run_settings())")
+        self.deployed_settings = settings
+        self.resources = resources
+        self.session = session
+        self.extend_transport = extend_transport
+        self._lock = threading.RLock()
+        self._live: tuple[str, LiveRoutes | None] | None = None  # (the item's value, read back)
+        self._effective: tuple[str, RunSettings] | None = None  # (digest, settings with those routes)
+
+    def __repr__(self) -> str:
+        return f"Runtime(resources={self.resources!r})"
 
     @classmethod
     def from_env(cls) -> Runtime:
         return cls(settings=RunSettings.from_env(), resources=Resources.from_env())
+
+    @property
+    def settings(self) -> RunSettings:
+        """The deployment's settings with the routes in effect: those applied to the State table
+        (``batchdrop routes apply``), re-read at most every ``routesCacheSeconds``, or the deployment's
+        own when it holds none (or the function has no State table)."""
+        deployed = self.deployed_settings
+        live = self.live_routes() if self.resources.state_table else None
+        if live is None:
+            return deployed
+        with self._lock:
+            if self._effective is None or self._effective[0] != live.digest:
+                self._effective = (live.digest, dataclasses.replace(deployed, routes=live.routes))
+            return self._effective[1]
+
+    @settings.setter
+    def settings(self, value: RunSettings) -> None:
+        """Replace the deployment's settings (tests, the reliability runs); routes applied to the State
+        table still replace their routes."""
+        self.deployed_settings = value
+        self._effective = None
+
+    def retired_routes(self) -> tuple[str, ...]:
+        """Routes of the deployment, or applied before, that the routes in effect no longer have."""
+        live = self.live_routes() if self.resources.state_table else None
+        if live is None:
+            return ()
+        current = {r.name for r in live.routes}
+        known = [r.name for r in self.deployed_settings.routes] + list(live.retired)
+        return tuple(name for name in dict.fromkeys(known) if name not in current)
+
+    def live_routes(self) -> LiveRoutes | None:
+        """The routes applied to the State table (cached ``routesCacheSeconds``); None when there are none.
+        When the table cannot be read, the routes last read stay in effect."""
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        from batchdrop_core import liveroutes
+
+        with self._lock:
+            provider = self.__dict__.get("_routes_provider")
+            if provider is None:
+                table = self.resources.require("state_table")
+                provider = self.__dict__["_routes_provider"] = liveroutes.RoutesProvider(
+                    self.client("dynamodb"), table
+                )
+        try:
+            raw = provider.get(STATE_ROUTES_KEY, max_age=self.deployed_settings.routes_cache_seconds)
+        except GetParameterError as exc:
+            if self._live is None:
+                raise
+            logger.warning("routes not re-read; the last read stay in effect", extra={"error": str(exc)})
+            return self._live[1]
+        with self._lock:
+            if self._live is None or self._live[0] != raw:
+                self._live = (str(raw), liveroutes.parse(str(raw)))
+            return self._live[1]
 
     def client(self, service: str, *, quick: bool = False) -> Any:
         """A boto3 client; ``quick``: a separate one with short timeouts and two attempts

@@ -32,6 +32,7 @@ from batchdrop_core.observability import logger
 from batchdrop_core.orphans import abandon_submission, resolve_orphans
 from batchdrop_core.redact import redact
 from batchdrop_core.runconfig import RunRoute as Route
+from batchdrop_core.runconfig import route_digest
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.timeutil import age_seconds, now_iso
 from batchdrop_core.tracking import BatchState, Submission, TrackedFile, new_submission_id
@@ -70,7 +71,7 @@ def flush_route(
         resume_route(rt, route)
         state["blocked"] = False
     try:
-        resolve_orphans(rt, route, outcome)
+        resolve_orphans(rt, route.name, outcome)
     except ExtendRetryableError as exc:
         # Extend throttles or fails: the orphans wait for the next flush (the sweep asks for one), and a
         # new batch would meet the same trouble. The request is done; retrying it would only reach the DLQ.
@@ -130,6 +131,7 @@ def submit_batch(
         processor_type=route.type,
         processor_id=route.processor_id,
         processor_version=route.version,
+        route_digest=route_digest(route),
         state=BatchState.SUBMITTING,
         created_at=now_iso(),
         file_count=0,

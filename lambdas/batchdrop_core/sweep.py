@@ -43,6 +43,13 @@ def sweep(rt: Runtime) -> SweepOutcome:
         if due or ambiguous:
             rt.request_flush(route.name, reason="sweep")
             outcome.flushed.append(route.name)
+    # A route removed (`batchdrop routes apply`) while a submission of it was ambiguous: the submitter
+    # settles that submission by the route's name (it records its processor); no batch goes out for it.
+    for name in rt.retired_routes():
+        submissions = rt.batches.open_submissions(name, created_before=orphan_cutoff)
+        if any(s.state in (BatchState.SUBMITTING, BatchState.UNKNOWN) for s in submissions):
+            rt.request_flush(name, reason="sweep")
+            outcome.flushed.append(name)
     if outcome.flushed:
         logger.info("flush requested", extra={"routes": outcome.flushed})
     return outcome

@@ -111,6 +111,11 @@ STATE_WEBHOOK_PREFIX = "WEBHOOK#"  # + Extend's event id: webhook dedupe (StateS
 STATE_ROUTE_PREFIX = "ROUTE#"  # + route name: blocked / backed off (StateStore.route_state …)
 STATE_LEDGER_KEY = "EXTEND#outstanding"  # files at Extend (admission)
 STATE_RATE_PREFIX = "RATE#"  # + budget name, "read" or "write": request budgets (StateStore.lease_slots)
+# The routes in effect when they were applied with `batchdrop routes apply` (batchdrop_core.liveroutes):
+# one item, so a change (which the model validates as a whole: prefixes must not overlap…) is atomic.
+# Every function that uses settings may read it: intake and results with GetItem alone (their roles are
+# otherwise limited); the webhook uses no setting and may not.
+STATE_ROUTES_KEY = "ROUTES"
 
 
 def state_rate_key(budget: str) -> str:

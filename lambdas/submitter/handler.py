@@ -7,11 +7,13 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from batchdrop_core.extend import ExtendError
 from batchdrop_core.messages import FlushRequest, MalformedMessage
 from batchdrop_core.observability import MetricName, logger, metrics
+from batchdrop_core.orphans import resolve_orphans
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.sqsbatch import Record, process_records
-from batchdrop_core.submit import flush_route
+from batchdrop_core.submit import FlushOutcome, flush_route
 
 
 @cache
@@ -29,6 +31,9 @@ def record_handler(record: Record, context: Any) -> None:
     route = request.route
     rt = runtime()
     if route not in {r.name for r in rt.settings.routes}:
+        if route in rt.retired_routes():
+            settle_removed_route(rt, route)
+            return
         logger.warning("flush request for an unknown route dropped", extra={"route": route})
         return
 
@@ -52,6 +57,18 @@ def record_handler(record: Record, context: Any) -> None:
         "flush done",
         extra={"route": route, "batches": len(outcome.submitted), "stopped": outcome.stopped_because},
     )
+
+
+def settle_removed_route(rt: Runtime, route: str) -> None:
+    """A route `batchdrop routes apply` removed: only its ambiguous submissions are settled (adopted when
+    Extend has them, else their files requeued); nothing new is submitted for it."""
+    outcome = FlushOutcome()
+    try:
+        resolve_orphans(rt, route, outcome)
+    except ExtendError as exc:  # the sweep asks again
+        logger.warning("removed route's submissions not settled", extra={"route": route, "error": str(exc)})
+        return
+    logger.info("removed route's ambiguous submissions settled", extra={"route": route, **outcome.counts})
 
 
 @logger.inject_lambda_context

@@ -29,7 +29,7 @@ COMMON_ENV = {
 }
 # The contract with the handler authors: which resource names each function gets, and nothing more.
 RESOURCE_ENV = {
-    "intake": {"FILES_TABLE", "DROP_BUCKET", "FLUSH_QUEUE_URL"},
+    "intake": {"FILES_TABLE", "STATE_TABLE", "DROP_BUCKET", "FLUSH_QUEUE_URL"},
     "submitter": {
         "FILES_TABLE", "BATCHES_TABLE", "STATE_TABLE", "DROP_BUCKET", "FLUSH_QUEUE_URL", "TOPIC_ARN",
         "EXTEND_API_KEY_SECRET",
@@ -66,6 +66,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
     "intake": {
         "logs": LOGS,
         "files": _ddb("GetItem", "PutItem", "UpdateItem"),
+        "state": _ddb("GetItem"),  # the routes item alone (test_intake_reads_only_the_routes_item…)
         # ListBucket (on the bucket, limited to the routed prefixes) makes HeadObject say 404, not 403.
         "drop_objects": READ_OBJECTS | {"s3:ListBucket"},
         "flush_queue": SEND,
@@ -272,13 +273,28 @@ def test_function_environment_names_its_resources(synthesized, stateless_templat
 # The State items each function may touch (dynamodb:LeadingKeys), where it is limited: the webhook faces
 # the internet and needs only its event ids; the results worker the ledger and the read budget. The
 # submitter and the reconciler use every kind of item (routes, ledger, both budgets). Written out here
-# as the spec; tests/integration/test_webhook.py checks the code touches no other item.
+# as the spec; tests/integration/test_webhook.py checks the code touches no other item. Besides these,
+# results reads (GetItem, nothing else) the routes item that `batchdrop routes apply` writes; the webhook
+# uses no setting, so it may not.
 STATE_LEADING_KEYS = {
     "webhook": ["WEBHOOK#*"],
     "results": ["EXTEND#outstanding", "RATE#read"],
     "submitter": None,
     "reconciler": None,
 }
+ROUTES_READ = {
+    "Action": "dynamodb:GetItem",
+    "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ROUTES"]}},
+}
+
+
+def test_intake_reads_only_the_routes_item_of_the_state_table(stateless_template, tokens):
+    statements = [
+        s
+        for s in role_statements(stateless_template, _function(stateless_template, "intake"))
+        if any(tokens["state"] in _flatten(r) for r in _as_list(s["Resource"]))
+    ]
+    assert [{k: s[k] for k in ROUTES_READ} for s in statements] == [ROUTES_READ]
 
 
 @pytest.mark.parametrize("name", STATE_LEADING_KEYS)
@@ -290,10 +306,16 @@ def test_state_table_access_is_limited_to_each_functions_own_items(stateless_tem
         if any(tokens["state"] in _flatten(r) for r in _as_list(s["Resource"]))
     ]
     assert statements
+    expected = STATE_LEADING_KEYS[name]
+    # Then results reads the routes item, and only reads it, in a statement of its own
+    routes_reads = [s for s in statements if s.get("Condition") == ROUTES_READ["Condition"]]
+    expected_reads = [ROUTES_READ] if name == "results" else []
+    assert [{k: s[k] for k in ROUTES_READ} for s in routes_reads] == expected_reads
     for statement in statements:
-        # Then each names the State table alone and carries exactly the function's leading keys
+        # And each names the State table alone and carries exactly the function's leading keys
         assert [tokens["state"] in _flatten(r) for r in _as_list(statement["Resource"])] == [True]
-        expected = STATE_LEADING_KEYS[name]
+        if statement in routes_reads:
+            continue
         if expected is None:
             assert "Condition" not in statement
         else:

@@ -155,3 +155,21 @@ def age_seconds_until(moment: str) -> float:
     from batchdrop_core.timeutil import age_seconds
 
     return -age_seconds(moment)
+
+
+def test_a_route_removed_while_it_waits_for_room_holds_none_back(pipeline: LocalPipeline) -> None:
+    from batchdrop_core import admission
+
+    rt = pipeline.runtime("submitter")
+    invoices, documents, packets = (rt.settings.route(n) for n in ("invoices", "documents", "packets"))
+    # Given invoices holding the whole room and documents waiting for its turn
+    assert admission.reserve(rt, invoices, "sub_a1", 10) and admission.reserve(rt, invoices, "sub_a2", 10)
+    assert not admission.reserve(rt, documents, "sub_d1", 10)
+
+    # When documents is removed (`batchdrop routes apply`) and a batch finishes
+    rt.settings = dataclasses.replace(rt.settings, routes=(invoices, packets))
+    assert admission.routes_in_turn(rt, read_ledger(rt)) == []
+    admission.release(rt, "sub_a1")
+
+    # Then the room goes to a route that still exists: the removed one is nobody's turn
+    assert admission.reserve(rt, packets, "sub_p1", 10)

@@ -22,7 +22,7 @@ from batchdrop_core import timeutil
 from batchdrop_core.extend.signing import signature_headers
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.runtime import Runtime
-from batchdrop_core.tables import STATE_LEADING_KEYS
+from batchdrop_core.tables import STATE_LEADING_KEYS, STATE_ROUTES_KEY
 from batchdrop_core.tracking import BatchState, BatchStore, FileStatus
 from batchdrop_core.tracking import state as state_store
 from batchdrop_core.webhook import CLAIM_PENDING_SECONDS
@@ -287,10 +287,13 @@ def record_state_keys(pipeline: LocalPipeline, name: str) -> list[str]:
     rt = pipeline.runtime(name)
     keys: list[str] = []
 
-    def record(params: dict[str, Any], **_: Any) -> None:
+    def record(params: dict[str, Any], event_name: str, **_: Any) -> None:
         if params.get("TableName") == rt.resources.state_table:
             key = params.get("Key") or params.get("Item") or {}
-            keys.append(key.get("pk", {}).get("S", "<no key>"))
+            pk = key.get("pk", {}).get("S", "<no key>")
+            # Results may also read the routes item (GetItem alone); the webhook may not.
+            if not (name == "results" and pk == STATE_ROUTES_KEY and event_name.endswith(".GetItem")):
+                keys.append(pk)
 
     rt.client("dynamodb").meta.events.register("provide-client-params.dynamodb.*", record)
     return keys

@@ -38,6 +38,7 @@ BATCHES_ATTRIBUTES = {
     "state",
     "createdAt",
     "processorVersion",
+    "routeDigest",
     "fileCount",
     "batchId",
     "submittedAt",

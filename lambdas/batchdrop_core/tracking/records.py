@@ -206,6 +206,9 @@ class Submission:
     state: str
     created_at: str
     processor_version: str | None = None
+    # The route's whole configuration when it was submitted (runconfig.route_digest): routes change
+    # without a redeploy (`batchdrop routes apply`); the batch keeps what it was submitted with.
+    route_digest: str | None = None
     file_count: int = 0
     batch_id: str | None = None
     submitted_at: str | None = None

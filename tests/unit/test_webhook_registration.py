@@ -49,8 +49,10 @@ def target() -> Any:
         put_secret_value=lambda SecretId, SecretString: stored.update({SecretId: SecretString})
     )
     runtime = SimpleNamespace(client=lambda name: secrets)
+    settings = Settings.parse({"routes": ROUTES}, "test")
     return SimpleNamespace(
-        settings=Settings.parse({"routes": ROUTES}, "test"),
+        settings=settings,
+        routes=settings.routes,  # the routes in effect (applied ones, else the deployment's)
         require=lambda name: "batchdrop/webhook-secret",
         runtime=lambda: runtime,
         stored=stored,

@@ -93,14 +93,15 @@ def apply(
     live = rt.live_routes()
     old = [route_document(r) for r in live.routes] if live else _dumped(target.settings)
     changes = diff(old, new)
-    # An item's size: its attribute names and values, as UTF-8 (the key and names are a few bytes).
-    value = liveroutes.item(new, timeutil.iso(timeutil.utc_now()))[liveroutes.VALUE_ATTRIBUTE]["S"]
-    size = len(value.encode())
+    # An item's size: its attribute names and values (the key and names are a few bytes); the routes
+    # document is stored compressed.
+    value = liveroutes.item(new, timeutil.iso(timeutil.utc_now()))[liveroutes.VALUE_ATTRIBUTE]["B"]
+    size = len(value)
     if size > MAX_ITEM_BYTES:
         raise UserError(
-            f"{file}: the routes take {size:,} bytes, more than the {MAX_ITEM_BYTES:,} a DynamoDB item "
-            "holds; shorten the largest overrideConfig (or configure it in Extend and name the processor's "
-            "version); nothing was written"
+            f"{file}: the routes take {size:,} bytes compressed, more than the {MAX_ITEM_BYTES:,} a DynamoDB "
+            "item holds; shorten the largest overrideConfig (or configure it in Extend and name the "
+            "processor's version); nothing was written"
         )
     waiting = {name: rt.files.queue_depth(name, 1)[0] for name in changes["removed"]}
     # A workflow's runs report through a webhook subscription to that workflow, made at registration.

@@ -3,7 +3,9 @@ server over HTTP, the Extend simulator, the real handlers)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import random
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -178,7 +180,9 @@ def test_an_invalid_routes_file_is_refused_with_its_reason_and_nothing_written(
 
 
 def test_routes_larger_than_a_dynamodb_item_are_refused(sandbox: CliSandbox, tmp_path: Path) -> None:
-    path = routes_file(tmp_path, with_route("invoices", overrideConfig=big_schema(500_000)))
+    # A schema compresses well (1 MB of it fits); random text does not: 600 KB of it does not fit
+    noise = base64.b64encode(random.Random(7).randbytes(450_000)).decode()
+    path = routes_file(tmp_path, with_route("invoices", overrideConfig={"notes": noise}))
     message = sandbox.fails("routes", "apply", str(path))
     assert "a DynamoDB item holds" in message and "nothing was written" in message
     assert routes_item(sandbox) is None

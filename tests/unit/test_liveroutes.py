@@ -20,7 +20,7 @@ ROUTES = [
 
 
 def value_of(item: dict) -> str:
-    return item[liveroutes.VALUE_ATTRIBUTE]["S"]
+    return liveroutes.document_of(item)
 
 
 def test_what_apply_writes_reads_back_as_the_models_run_settings() -> None:
@@ -62,3 +62,16 @@ def test_a_routes_digest_is_the_same_from_the_model_and_from_the_run_time_readin
     run = settings.to_run_settings()
     digests = {route_digest(r) for r in settings.routes}
     assert digests == {route_digest(r) for r in run.routes} and len(digests) == len(ROUTES)
+
+
+def test_the_document_is_stored_compressed_and_plain_text_still_reads() -> None:
+    schema = {"type": "object", "properties": {f"field_{i}": {"type": "string"} for i in range(3000)}}
+    routes = [{**EXAMPLE_ROUTES[0], "overrideConfig": {"schema": schema}}]
+    written = liveroutes.item(routes, "2026-01-01T00:00:00Z")
+    stored = written[liveroutes.VALUE_ATTRIBUTE]["B"]
+    plain = json.dumps(routes)
+    assert len(stored) * 5 < len(plain)  # a schema compresses well: routes of MBs fit in 400 KB
+    assert json.loads(liveroutes.document_of(written))["routes"] == routes
+    assert liveroutes.document_of({liveroutes.VALUE_ATTRIBUTE: {"S": "{}"}}) == "{}"
+    with pytest.raises(ConfigError, match="cannot be decompressed"):
+        liveroutes.document_of({liveroutes.VALUE_ATTRIBUTE: {"B": b"not zlib"}})

@@ -8,8 +8,9 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from batchdrop_core.dynamo import from_item, scan_all
 from batchdrop_core.messages import CollectionRequest
 from batchdrop_core.runtime import Runtime
 from batchdrop_core.tracking import FileStatus, with_derived_names
-from sandbox.aws import Deployment, drain_notifications
-from sandbox.local import Sandbox
+from sandbox.aws import Deployment, MotoServer, drain_notifications
+from sandbox.local import Sandbox, SandboxOptions
 from sandbox.pipeline import LocalPipeline
 
 TEST_API_KEY = "sk_test_not_a_real_key"  # what the extend_sim fixture accepts
@@ -238,3 +239,26 @@ class CliSandbox:
             s3.put_object(
                 Bucket=self.drop_bucket, Key=key, Body=b"Invoice " + key.encode() if body is None else body
             )
+
+
+@contextmanager
+def cli_sandbox(moto_server: MotoServer, tmp_path: Path, **settings: Any) -> Iterator[CliSandbox]:
+    """The example routes on a sandbox of their own; ``settings`` add to the deployment's."""
+    # Nothing runs by itself: the tests pump the pipeline (and the simulator sends no webhooks), so every
+    # step happens when a test says.
+    options = SandboxOptions(
+        routes=EXAMPLE_ROUTES,
+        settings={"maxWaitSeconds": 300, **settings},
+        api_key=TEST_API_KEY,
+        webhook_secret=TEST_WEBHOOK_SECRET,
+        read_rps=0,  # no read limit, as the extend_sim fixture
+        intake_window=0.2,
+        name_prefix=unique_prefix(),
+        background=False,
+        webhooks=False,
+        inbox=False,
+    )
+    with Sandbox(options, moto=moto_server) as harness:
+        path = tmp_path / "endpoints.json"
+        path.write_text(json.dumps(harness.endpoints()))
+        yield CliSandbox(harness, path)

@@ -19,14 +19,11 @@ from batchdrop_core.runconfig import route_digest
 from batchdrop_core.tables import STATE_ROUTES_KEY
 from batchdrop_core.tracking import BatchState, FileStatus
 from sandbox.aws import MotoServer
-from sandbox.local import Sandbox, SandboxOptions
 from tests.helpers import (
     EXAMPLE_ROUTES,
-    TEST_API_KEY,
-    TEST_WEBHOOK_SECRET,
     CliSandbox,
+    cli_sandbox,
     sim_batches,
-    unique_prefix,
     wait_until_finished,
 )
 
@@ -35,22 +32,9 @@ CACHE_SECONDS = 2  # routesCacheSeconds here: how long a function may use the ro
 
 @pytest.fixture
 def sandbox(moto_server: MotoServer, tmp_path: Path) -> Iterator[CliSandbox]:
-    options = SandboxOptions(
-        routes=EXAMPLE_ROUTES,
-        settings={"maxWaitSeconds": 300, "routesCacheSeconds": CACHE_SECONDS, "orphanGraceSeconds": 1},
-        api_key=TEST_API_KEY,
-        webhook_secret=TEST_WEBHOOK_SECRET,
-        read_rps=0,
-        intake_window=0.2,
-        name_prefix=unique_prefix(),
-        background=False,
-        webhooks=False,
-        inbox=False,
-    )
-    with Sandbox(options, moto=moto_server) as harness:
-        path = tmp_path / "endpoints.json"
-        path.write_text(json.dumps(harness.endpoints()))
-        yield CliSandbox(harness, path)
+    settings = {"routesCacheSeconds": CACHE_SECONDS, "orphanGraceSeconds": 1}
+    with cli_sandbox(moto_server, tmp_path, **settings) as harness:
+        yield harness
 
 
 def routes_file(tmp_path: Path, routes: list[dict[str, Any]], name: str = "routes.json") -> Path:

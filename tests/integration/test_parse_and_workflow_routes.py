@@ -25,6 +25,7 @@ from tests.helpers import (
     submissions,
     upload,
 )
+from tests.integration.extend_sim_support import wait_for
 
 ROUTES = [
     {
@@ -41,16 +42,6 @@ def build(env: SimpleNamespace, **overrides: Any) -> Any:
     return env.build(routes=ROUTES, **overrides)
 
 
-def wait_for(check: Any, timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def sim_run_statuses(env: SimpleNamespace) -> Counter[str]:
     """The statuses of every run the simulator holds, over all its batches."""
     batches = httpx.get(f"{env.sim.base_url}/_sim/batches", timeout=10).json()["batches"]
@@ -60,7 +51,7 @@ def sim_run_statuses(env: SimpleNamespace) -> Counter[str]:
 def settle_deliveries(env: SimpleNamespace) -> None:
     wait_for(
         lambda: httpx.get(f"{env.sim.base_url}/_sim/stats").json()["webhooksPending"] == 0,
-        what="webhook deliveries",
+        timeout=60.0,
     )
 
 

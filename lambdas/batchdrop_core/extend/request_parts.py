@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .errors import ExtendInputError
-from .processors import PROCESSOR_TYPES, ProcessorTypeInfo
+from .processors import ProcessorTypeInfo
+from .processors import processor_type as row_of
 
 if TYPE_CHECKING:
     from .models import ProcessorRef
@@ -23,12 +24,11 @@ def user_agent() -> str:
 
 
 def type_info(processor_type: str) -> ProcessorTypeInfo:
+    """The table's row, or the client's input error for a name it has none for."""
     try:
-        return PROCESSOR_TYPES[processor_type]
-    except KeyError:
-        raise ExtendInputError(
-            f"unknown processor type {processor_type!r}; expected one of {', '.join(PROCESSOR_TYPES)}"
-        ) from None
+        return row_of(processor_type)
+    except ValueError as exc:
+        raise ExtendInputError(str(exc)) from None
 
 
 def batch_reference(info: ProcessorTypeInfo, processor: ProcessorRef | None) -> dict[str, Any]:

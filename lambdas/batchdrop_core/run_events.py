@@ -15,10 +15,12 @@ record and its count leaves a count short).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from batchdrop_core import admission
+from batchdrop_core import admission, timeutil
 from batchdrop_core.collect import fetch_processed_runs, finish_submission
 from batchdrop_core.extend import ExtendRejectedError
 from batchdrop_core.extend.processors import ProcessorTypeInfo, processor_type
@@ -128,11 +130,6 @@ def sweep_under_lease(
     rt: Runtime, submission: Submission, time_left: Callable[[], float], outcome: CollectOutcome
 ) -> bool:
     """A sweep needs the collection lease; a run event that finds it taken comes back later."""
-    import uuid
-    from datetime import timedelta
-
-    from batchdrop_core import timeutil
-
     sid = submission.submission_id
     owner = uuid.uuid4().hex
     until = timeutil.iso(timeutil.utc_now() + timedelta(seconds=time_left() + 30))

@@ -140,18 +140,25 @@ def _install_expired_urls(injector: FaultInjector, seams: Seams, submitter: Any)
     expired_submissions: set[str] = set()
     lock = threading.Lock()
 
+    def doomed() -> bool:
+        # A batch Extend is about to fail as a whole, or refuse (the key revoked), never fetches its URLs.
+        return injector.sim.faults.fail_batches > 0 or injector.key_revoked
+
     def build_inputs(original: Callable[..., Any]) -> Callable[..., Any]:
         def build(rt: Any, route: Any, submission_id: str, files: Any) -> Any:
-            # Not for a batch Extend is about to fail as a whole: that batch would never fetch its URLs.
-            doomed = injector.sim.faults.fail_batches > 0
-            if rt.settings.file_transfer != "url" or doomed or not injector.take("expired_presigned_url"):
+            if rt.settings.file_transfer != "url" or doomed() or not injector.take("expired_presigned_url"):
                 return original(rt, route, submission_id, files)
             short = copy.copy(rt)
             short.settings = replace(rt.settings, presigned_url_expiry_seconds=1)
             built = original(short, route, submission_id, files)
+            time.sleep(2.5)
+            if doomed():
+                # The schedule doomed this batch while its URLs expired: it goes with live URLs, and the
+                # fault waits for the next batch.
+                injector.grant("expired_presigned_url")
+                return original(rt, route, submission_id, files)
             with lock:
                 expired_submissions.add(submission_id)
-            time.sleep(2.5)
             return built
 
         return build

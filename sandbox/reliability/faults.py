@@ -78,6 +78,11 @@ class FaultInjector:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def key_revoked(self) -> bool:
+        """The api_key_revoked window is open: Extend refuses every request."""
+        return "api_key_revoked" in self._windows
+
     # installation
     def install(self) -> None:
         install_crash_points(self, self._seams)
